@@ -1,0 +1,46 @@
+"""Shared pytest setup: import paths for the scripts, the --full flag, the harness table."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIERS = ("foundational", "alignment", "systems")
+
+# Tests import scripts by their bare name (`import microgpt`), as a reader would.
+for tier in TIERS:
+    sys.path.insert(0, os.path.join(ROOT, tier))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+BUDGET_ROWS = pytest.StashKey()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="also run the runtime-budget harness: every script's main() end to end",
+    )
+
+
+def pytest_configure(config):
+    config.stash[BUDGET_ROWS] = []
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the harness table after the run: one block per script, one line per target."""
+    rows = config.stash.get(BUDGET_ROWS, [])
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("runtime-budget harness")
+    tr.write_line(f"{'script':34} {'seconds':>8} {'bench':>6} {'budget':>7} {'peak MB':>8}  result")
+    for row in rows:
+        tr.write_line(
+            f"{row['script']:34} {row['seconds']:8.1f} {row['benchmark_s']:6d} {row['budget_s']:7d}"
+            f" {row['peak_mb']:8.1f}  {'PASS' if row['passed'] else 'FAIL'}"
+        )
+        for metric, op, bound, value, ok in row["checks"]:
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            tr.write_line(f"    {'ok  ' if ok else 'MISS'} {metric} = {shown} (target {op} {bound})")

@@ -1,0 +1,40 @@
+"""Run one script's main() in this (fresh) process and write what it measured as JSON.
+
+Usage: python tests/run_main.py tier/script.py OUT.json
+
+The harness starts this file in a new interpreter for every script, so no state (a
+seeded RNG, a cached module, memory already held) leaks from one script into the next.
+The script's own output goes to stdout as usual; the JSON file holds the returned
+metrics plus the wall seconds of import + main() and this process's peak resident MB.
+"""
+
+import importlib.util
+import json
+import os
+import resource
+import sys
+import time
+
+
+def peak_mb():
+    """Peak resident set size of this process in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def run(script_path, out_path):
+    t0 = time.perf_counter()
+    name = os.path.splitext(os.path.basename(script_path))[0]
+    spec = importlib.util.spec_from_file_location(name, script_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metrics = module.main()
+    seconds = time.perf_counter() - t0
+    if not isinstance(metrics, dict):
+        raise TypeError(f"{script_path}: main() returned {type(metrics).__name__}, not a dict of metrics")
+    with open(out_path, "w") as f:
+        json.dump({"metrics": metrics, "seconds": seconds, "peak_mb": peak_mb()}, f)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1], sys.argv[2])
