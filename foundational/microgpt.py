@@ -4,7 +4,7 @@ dependency-free Python: embeddings, causal self-attention, RMSNorm, an MLP, resi
 connections, cross-entropy, Adam, and the scalar autograd engine that computes every
 gradient.
 
-It learns to write names from 32,032 real ones (makemore's names.txt), one character
+It learns to write names from 32,033 real ones (makemore's names.txt), one character
 at a time, measures its loss on names it never trained on, and then invents new names.
 
 Attribution: inspired by Andrej Karpathy's microgpt.py, micrograd (the scalar autograd
@@ -27,21 +27,45 @@ random.seed(42)
 # === HYPERPARAMETERS ===
 # The plan's tiny GPT: about 4,200 parameters, small enough that pure-Python scalar
 # autograd trains it in seconds, big enough to learn what names look like.
-N_EMBD = 16  # width of every token vector (the residual stream)
-N_HEAD = 4  # attention heads; each looks at its own 4-dim slice of the stream
-N_LAYER = 1  # transformer blocks; one is enough to show attention + MLP
-BLOCK_SIZE = 16  # longest context; 15 letters + the end token covers ~all names
+
+# Width of every token vector: the "residual stream" each layer reads and adds to.
+N_EMBD = 16
+# Attention heads. Each reads its own 4-dim slice of the stream, so four different
+# "questions" (vowel after consonant? how long is the name so far?) can be asked at once.
+N_HEAD = 4
 HEAD_DIM = N_EMBD // N_HEAD
-INIT_STD = 0.08  # small random init: keeps the first logits near uniform (loss ~ln 27)
-NUM_STEPS = 1000  # one name per step; ~1000 names is enough to get below 2.5 nats
-LEARNING_RATE = 0.01  # Adam's step size, decayed linearly to 0 over training
-BETA1, BETA2 = 0.85, 0.99  # Adam's momentum and RMS decay; short memories suit 1000 steps
-ADAM_EPS = 1e-8  # keeps Adam's division finite when a gradient has been ~0 throughout
-HELDOUT_FRAC = 0.1  # the last 10% of shuffled names are never trained on
-EVAL_NAMES = 500  # held-out names scored for the headline loss (a fixed sample)
-NUM_SAMPLES = 20  # names generated at the end
-TEMPERATURE = 0.5  # < 1 sharpens the distribution: fewer typos, less variety
-LOG_CLIP = 1e-10  # log(x) is computed as log(max(x, 1e-10)): never log(0)
+# Transformer blocks: one is enough to show attention + MLP; stacking is repetition.
+N_LAYER = 1
+# Longest context the model sees. 15 letters plus the closing token covers all but a
+# handful of names; position embeddings exist only for these 16 slots.
+BLOCK_SIZE = 16
+# Initial weights ~ N(0, 0.08): small enough that the first logits are nearly equal,
+# so the untrained model guesses uniformly (loss ln 27 = 3.30) instead of confidently.
+INIT_STD = 0.08
+
+# One name per step. 1,000 names is about 3% of the data: enough to get well below
+# 2.5 nats per character, and short enough to finish while the reader watches.
+NUM_STEPS = 1000
+# Adam's step size, decayed linearly to 0: big steps early, fine adjustments at the end.
+LEARNING_RATE = 0.01
+# Adam's decay rates for its running mean of gradients (momentum) and of squared
+# gradients (per-parameter scale). Slightly shorter memories than the usual 0.9/0.999
+# suit a run of only 1,000 noisy single-name steps.
+BETA1, BETA2 = 0.85, 0.99
+# Keeps Adam's update finite for a parameter whose gradient has been ~0 so far.
+ADAM_EPS = 1e-8
+
+# The last 10% of shuffled names are never trained on; the headline loss is measured
+# on a fixed sample of 500 of them (a standard error of about 0.01 nats).
+HELDOUT_FRAC = 0.1
+EVAL_NAMES = 500
+# Sampling: 20 names at temperature 0.5. Below 1, temperature sharpens the
+# distribution: fewer typos, less variety.
+NUM_SAMPLES = 20
+TEMPERATURE = 0.5
+# log(x) is computed as log(max(x, 1e-10)), so a probability that underflows to 0
+# gives a large finite loss instead of -inf and NaN gradients.
+LOG_CLIP = 1e-10
 
 # === DATA ===
 # Each script carries its own small loader so it stands alone. The file is downloaded
@@ -82,7 +106,9 @@ def fetch(url, filename, sha256):
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             payload = response.read()
-    except (urllib.error.URLError, OSError) as e:  # no network, DNS failure, timeout, refused
+    except (urllib.error.URLError, OSError) as e:
+        # No network, DNS failure, timeout, refused connection: all end here, and the
+        # reader gets instructions instead of a traceback.
         sys.exit(
             f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
             f"Download that file by hand and save it as:\n  {path}\n"
@@ -95,7 +121,9 @@ def fetch(url, filename, sha256):
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
-        os.replace(tmp, path)  # atomic on one filesystem: readers see old file or new, never half
+        # Renaming is atomic on one filesystem: a reader sees the old file or the new
+        # one, never half of it, even if this process is killed mid-write.
+        os.replace(tmp, path)
     except OSError as e:
         sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
     return path
@@ -105,6 +133,28 @@ def load_names():
     """names.txt -> list of lowercase names, one per non-empty line."""
     with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def prepare_data():
+    """Load and shuffle names, hold out the last HELDOUT_FRAC, and tokenize.
+
+    Returns (train_names, held_names, chars, train_docs, held_docs): docs are token
+    lists [BOS, c1, ..., cn, BOS], where BOS = len(chars) both opens and closes a name.
+    """
+    names = load_names()
+    random.shuffle(names)
+    n_held = int(len(names) * HELDOUT_FRAC)
+    train_names, held_names = names[:-n_held], names[-n_held:]
+    chars = sorted(set("".join(names)))
+    # BOS gets the id after the 26 letters. One token for both "start" and "end" is
+    # enough: the model learns that BOS at position 0 means start, BOS later means stop.
+    bos = len(chars)
+    stoi = {c: i for i, c in enumerate(chars)}
+
+    def encode(name):
+        return [bos] + [stoi[c] for c in name] + [bos]
+
+    return train_names, held_names, chars, [encode(n) for n in train_names], [encode(n) for n in held_names]
 
 
 # === AUTOGRAD ===
@@ -119,7 +169,9 @@ def load_names():
 
 
 class Value:
-    __slots__ = ("data", "grad", "_children", "_local_grads")  # no per-object dict: ~2x less memory, faster
+    # __slots__: no per-object __dict__. A training step creates ~100,000 Values, so
+    # smaller objects and faster attribute access are a measurable share of the time.
+    __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
         self.data = data
@@ -128,30 +180,37 @@ class Value:
         self._local_grads = local_grads
 
     # --- the primitives: each knows its own local derivative ---
-    def __add__(self, other):  # d(a+b)/da = 1, d(a+b)/db = 1
+    # d(a+b)/da = 1, d(a+b)/db = 1
+    def __add__(self, other):
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data + other.data, (self, other), (1.0, 1.0))
 
-    def __mul__(self, other):  # d(a*b)/da = b, d(a*b)/db = a
+    # d(a*b)/da = b, d(a*b)/db = a
+    def __mul__(self, other):
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
 
-    def __pow__(self, k):  # d(a^k)/da = k * a^(k-1); k is a plain number, not a Value
+    # d(a^k)/da = k * a^(k-1); k is a plain number, not a Value
+    def __pow__(self, k):
         return Value(self.data**k, (self,), (k * self.data ** (k - 1),))
 
-    def exp(self):  # d(e^a)/da = e^a
+    # d(e^a)/da = e^a
+    def exp(self):
         e = math.exp(self.data)
         return Value(e, (self,), (e,))
 
-    def log(self):  # d(log a)/da = 1/a; below LOG_CLIP the clipped function is flat: slope 0
+    # d(log a)/da = 1/a; below LOG_CLIP the clipped function is flat: slope 0
+    def log(self):
         if self.data > LOG_CLIP:
             return Value(math.log(self.data), (self,), (1.0 / self.data,))
         return Value(math.log(LOG_CLIP), (self,), (0.0,))
 
-    def relu(self):  # slope 1 where a > 0, else 0
+    # slope 1 where a > 0, else 0
+    def relu(self):
         return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
 
-    def tanh(self):  # d(tanh a)/da = 1 - tanh(a)^2
+    # d(tanh a)/da = 1 - tanh(a)^2
+    def tanh(self):
         t = math.tanh(self.data)
         return Value(t, (self,), (1.0 - t * t,))
 
@@ -159,7 +218,7 @@ class Value:
     def __neg__(self):  # -a
         return self * -1.0
 
-    def __radd__(self, other):  # other + a
+    def __radd__(self, other):  # other + a: Python calls this for 2.0 + Value
         return self + other
 
     def __sub__(self, other):  # a - other
@@ -192,7 +251,9 @@ class Value:
         while stack:
             node, children_done = stack.pop()
             if children_done:
-                order.append(node)  # all its children are already in `order`
+                # Second visit: every child is already in `order`, so this node may
+                # follow them. Reversed, `order` puts each node before its children.
+                order.append(node)
                 continue
             if node in visited:
                 continue
@@ -202,8 +263,10 @@ class Value:
         self.grad = 1.0
         for node in reversed(order):
             g = node.grad
+            # Chain rule: dLoss/dchild += dnode/dchild * dLoss/dnode. The += sums the
+            # contributions of every path from the loss to the child.
             for child, local in zip(node._children, node._local_grads):
-                child.grad += local * g  # chain rule, summed over every path to the child
+                child.grad += local * g
 
 
 # --- AUTOGRAD DIFFERENCES IN THIS SCRIPT ---
@@ -225,6 +288,7 @@ def linear(x, w):
     Example: linear([Value(1.0), Value(2.0)], [[Value(3.0), Value(4.0)]])[0].data -> 11.0
     """
     xs = tuple(x)
+    # Read the floats once: the local gradients are plain numbers, stored per node.
     xd = tuple(v.data for v in xs)
     out = []
     for row in w:
@@ -245,6 +309,8 @@ def softmax(logits):
     exps = [math.exp(z.data - m) for z in zs]
     total = sum(exps)
     probs = [e / total for e in exps]
+    # Every probability depends on every logit (through the shared denominator),
+    # so each output node has all n logits as children: n^2 local gradients in all.
     return [
         Value(p_i, zs, tuple(p_i * ((i == j) - p_j) for j, p_j in enumerate(probs)))
         for i, p_i in enumerate(probs)
@@ -263,6 +329,7 @@ def cross_entropy(logits, target):
     m = max(z.data for z in zs)
     exps = [math.exp(z.data - m) for z in zs]
     total = sum(exps)
+    # logsumexp(z) = m + log(sum exp(z - m)), the stable form of log(sum exp(z))
     loss = m + math.log(total) - zs[target].data
     return Value(loss, zs, tuple(e / total - (j == target) for j, e in enumerate(exps)))
 
@@ -279,7 +346,12 @@ def rmsnorm(x, eps=1e-5):
     n = len(xd)
     r = (sum(a * a for a in xd) / n + eps) ** -0.5
     r3n = r**3 / n
-    return [Value(a * r, xs, tuple((r if i == j else 0.0) - a * b * r3n for j, b in enumerate(xd))) for i, a in enumerate(xd)]
+    # Each output depends on every input through r: a full n x n Jacobian per call.
+    out = []
+    for i, a in enumerate(xd):
+        local = tuple((r if i == j else 0.0) - a * b * r3n for j, b in enumerate(xd))
+        out.append(Value(a * r, xs, local))
+    return out
 
 
 # === MODEL ===
@@ -295,17 +367,26 @@ def init_params(vocab_size):
         return [[Value(random.gauss(0.0, INIT_STD)) for _ in range(n_in)] for _ in range(n_out)]
 
     params = {
-        "wte": matrix(vocab_size, N_EMBD),  # token embedding: row t is the vector of token t
-        "wpe": matrix(BLOCK_SIZE, N_EMBD),  # position embedding: row p is added at position p
-        "lm_head": matrix(vocab_size, N_EMBD),  # final vector -> one logit per token
+        # token embedding: row t is the vector of token t
+        "wte": matrix(vocab_size, N_EMBD),
+        # position embedding: row p is added at position p
+        "wpe": matrix(BLOCK_SIZE, N_EMBD),
+        # final vector -> one logit per token
+        "lm_head": matrix(vocab_size, N_EMBD),
     }
     for layer in range(N_LAYER):
-        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)  # queries: what am I looking for?
-        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)  # keys: what do I contain?
-        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)  # values: what do I pass on?
-        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)  # mixes the heads' outputs
-        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)  # expand 4x, as in GPT-2
-        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)  # project back
+        # queries: what am I looking for?
+        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)
+        # keys: what do I contain?
+        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)
+        # values: what do I pass on?
+        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)
+        # mixes the heads' outputs
+        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)
+        # expand 4x, as in GPT-2
+        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)
+        # project back
+        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)
     return params
 
 
@@ -322,9 +403,13 @@ def gpt(token, pos, keys, values, params):
     so far. Since future positions have not been appended yet, attention is causal by
     construction: no mask is needed. (This is exactly a KV cache; see systems/microkv.)
     """
+    # The input vector says "what" (this token's embedding) plus "where" (this
+    # position's embedding); everything after only adds to it (the residual stream).
     x = [t + p for t, p in zip(params["wte"][token], params["wpe"][pos])]
     x = rmsnorm(x)
-    scale = 1.0 / math.sqrt(HEAD_DIM)  # keeps q.k at unit variance so softmax is not saturated
+    # Dividing q.k by sqrt(head_dim) keeps the scores at unit variance whatever the
+    # head size, so the softmax starts soft instead of picking one position outright.
+    scale = 1.0 / math.sqrt(HEAD_DIM)
     for layer in range(N_LAYER):
         # --- causal self-attention: mix information from earlier positions ---
         residual = x
@@ -336,7 +421,8 @@ def gpt(token, pos, keys, values, params):
         for h in range(N_HEAD):
             lo, hi = h * HEAD_DIM, (h + 1) * HEAD_DIM
             q_h = q[lo:hi]
-            k_h = [k[lo:hi] for k in keys[layer]]  # one row per past position
+            # one row per past position
+            k_h = [k[lo:hi] for k in keys[layer]]
             v_h = [v[lo:hi] for v in values[layer]]
             # score_t = q . k_t / sqrt(d): how much this position wants to read position t
             scores = [s * scale for s in linear(q_h, k_h)]
@@ -344,10 +430,14 @@ def gpt(token, pos, keys, values, params):
             # out_d = sum_t weight_t * v_t[d]: linear() over the columns of v_h
             heads.extend(linear(weights, list(zip(*v_h))))
         x = linear(heads, params[f"h{layer}.attn.wo"])
-        x = [a + b for a, b in zip(x, residual)]  # residual: the block adds to the stream
+        # Residual: the block's output is ADDED to its input. Gradients flow back through
+        # the + unchanged, so even a deep stack trains; here it also keeps the token
+        # identity available to the MLP and lm_head.
+        x = [a + b for a, b in zip(x, residual)]
         # --- MLP: think about what was gathered, position by position ---
         residual = x
         x = rmsnorm(x)
+        # fc1 -> ReLU -> fc2: widen to 64 features, keep the positive ones, project back
         x = [a.relu() for a in linear(x, params[f"h{layer}.mlp.fc1"])]
         x = linear(x, params[f"h{layer}.mlp.fc2"])
         x = [a + b for a, b in zip(x, residual)]
@@ -356,13 +446,18 @@ def gpt(token, pos, keys, values, params):
 
 def name_loss(name_tokens, params):
     """Mean cross-entropy of predicting each next token of one BOS-wrapped name."""
+    # A fresh, empty cache per name: positions of other names are never attended to.
     keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    # n predictions: after BOS predict the 1st letter, ..., after the last letter predict BOS
     n = min(BLOCK_SIZE, len(name_tokens) - 1)
     losses = [cross_entropy(gpt(name_tokens[pos], pos, keys, values, params), name_tokens[pos + 1]) for pos in range(n)]
+    # The mean, not the sum, so long and short names move the weights equally per step.
     return sum(losses) * (1.0 / n), n
 
 
 # === TRAINING ===
+# The loop every neural network shares: forward (build the graph and the loss),
+# backward (fill every .grad), update (Adam), zero the gradients, repeat.
 
 
 def progress(step, total, loss, start, every):
@@ -395,7 +490,8 @@ def train(params, docs, num_steps, report=True):
     for step in range(num_steps):
         loss, _ = name_loss(docs[step % len(docs)], params)
         loss.backward()
-        lr = LEARNING_RATE * (1 - step / num_steps)  # linear decay: big steps first, fine-tuning last
+        # linear decay: big steps first, fine-tuning last
+        lr = LEARNING_RATE * (1 - step / num_steps)
         c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
         for i, p in enumerate(flat):
             g = p.grad
@@ -403,10 +499,12 @@ def train(params, docs, num_steps, report=True):
             v[i] = BETA2 * v[i] + (1 - BETA2) * g * g
             # theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m/c1, v_hat = v/c2
             p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
-            p.grad = 0.0  # zero for the next step: backward() accumulates with +=
+            # zero for the next step: backward() accumulates with +=
+            p.grad = 0.0
         losses.append(loss.data)
         if report:
-            recent = losses[-50:]  # one name is a noisy estimate; show the recent mean
+            # one name is a noisy estimate; show the recent mean
+            recent = losses[-50:]
             progress(step + 1, num_steps, sum(recent) / len(recent), start, every=100)
     ms_per_step = 1000 * (time.perf_counter() - start) / num_steps
     return losses, ms_per_step
@@ -476,32 +574,26 @@ def is_pronounceable(name):
 
 
 def main():
+    # --- data: shuffle once with the seed, then split; held-out names are never trained on ---
     t0 = time.perf_counter()
-    names = load_names()
-    random.shuffle(names)
-    n_held = int(len(names) * HELDOUT_FRAC)
-    train_names, held_names = names[:-n_held], names[-n_held:]
-    chars = sorted(set("".join(names)))
-    bos = len(chars)  # the extra token id, after the 26 letters
-    stoi = {c: i for i, c in enumerate(chars)}
-    itos = {i: c for c, i in stoi.items()}
+    train_names, held_names, chars, train_docs, held_docs = prepare_data()
+    held_docs = held_docs[:EVAL_NAMES]
+    bos = len(chars)
+    itos = dict(enumerate(chars))
+    print(f"{len(train_names) + len(held_names)} names: {len(train_names)} to train on, {len(held_names)} held out; vocab {len(chars) + 1} tokens")
 
-    def encode(name):
-        return [bos] + [stoi[c] for c in name] + [bos]
-
-    train_docs = [encode(n) for n in train_names]
-    held_docs = [encode(n) for n in held_names[:EVAL_NAMES]]
-    print(f"{len(names)} names: {len(train_names)} to train on, {n_held} held out; vocab {len(chars) + 1} tokens")
-
+    # --- model: before training it should be no better than uniform guessing ---
     params = init_params(len(chars) + 1)
     num_params = len(flatten(params))
     print(f"model: {N_LAYER} layer, {N_HEAD} heads, n_embd {N_EMBD}, block {BLOCK_SIZE}: {num_params} parameters")
     print(f"untrained held-out loss: {evaluate(params, held_docs[:100]):.4f} (uniform guessing: ln 27 = {math.log(27):.4f})")
 
+    # --- train, then measure on names the model has never seen ---
     losses, ms_per_step = train(params, train_docs, NUM_STEPS)
     heldout = evaluate(params, held_docs)
     print(f"held-out loss over {len(held_docs)} unseen names: {heldout:.4f} nats/char")
 
+    # --- inference: invent names, and check how many are new and readable ---
     samples = [sample(params, bos, itos) for _ in range(NUM_SAMPLES)]
     train_set = set(train_names)
     pronounceable = sum(map(is_pronounceable, samples)) / len(samples)
@@ -512,7 +604,8 @@ def main():
 
     # Calibrate the heuristic: how often does it pass real names, and random strings?
     real_pass = sum(map(is_pronounceable, held_names[:1000])) / 1000
-    rng = random.Random(0)  # a separate RNG so the calibration cannot shift anything above
+    # a separate RNG so the calibration cannot shift anything above
+    rng = random.Random(0)
     fake = ["".join(rng.choice(chars) for _ in range(len(n))) for n in held_names[:1000]]
     fake_pass = sum(map(is_pronounceable, fake)) / 1000
 
