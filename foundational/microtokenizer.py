@@ -1,0 +1,582 @@
+"""
+microtokenizer.py - byte-level Byte-Pair Encoding, the tokenizer family behind GPT-2 and
+its successors: learn an ordered table of merges from real text, then use it to turn any
+string into fewer, larger tokens and back again without losing a single byte.
+
+A language model never sees letters. It sees integer ids, and the tokenizer decides
+what one id stands for. One id per byte keeps the vocabulary tiny (256) but makes every
+sequence long, and attention cost grows with the square of sequence length. One id per
+word makes sequences short but the vocabulary explodes and unseen words have no id at
+all. BPE sits in between: it starts from the 256 bytes, so ANY input can be encoded, and
+repeatedly glues the most frequent adjacent pair of tokens into a new token, so common
+words end up as one id while rare ones fall back to pieces.
+
+It trains on the first 100 KB of Shakespeare, measures compression on the ~1 MB that
+follows (never trained on), shows the vocabulary-size / sequence-length trade-off, does
+the same on 32,032 names, and checks that decode(encode(x)) == x on all of it plus a set
+of deliberately awkward strings.
+
+Attribution: BPE as a compression scheme is Gage (1994); Sennrich et al. (2016) used it
+for subword vocabularies; GPT-2 (Radford et al., 2019) made it byte-level with a regex
+pre-split. The layout of the helpers follows Andrej Karpathy's minbpe; this file is
+written from scratch for the no-magic collection.
+"""
+
+import hashlib
+import math
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from itertools import islice
+
+random.seed(42)
+
+# === HYPERPARAMETERS ===
+TRAIN_BYTES = 100_000  # the first ~100 KB of Shakespeare: common words recur often enough to earn tokens
+NUM_MERGES = 768  # vocabulary 256 + 768 = 1024; past this, new tokens are rare words (see the table)
+NAMES_MERGES = 256  # names are short and mostly unique, so fewer merges already capture their common parts
+NAMES_HELDOUT_FRAC = 0.1  # the last 10% of the shuffled names are never trained on
+MIN_PAIR_COUNT = 2  # a pair seen only once is memorisation, not a pattern: training stops there
+NAIVE_MERGES = 48  # merges run by the slow from-scratch trainer, only to time it against the fast one
+TABLE_MERGES = (0, 16, 64, 128, 256, 512, NUM_MERGES)  # rows of the vocabulary-size / sequence-length table
+PROGRESS_EVERY = 128  # merges between progress lines when stdout is a log, not a terminal
+
+# === DATA ===
+# Each script carries its own small loader so it stands alone. The file is downloaded
+# once into a cache shared by every script in the collection; NO_MAGIC_DATA_DIR points
+# that cache elsewhere (CI points it at an offline mirror). This script reads two files,
+# each with its own URL and checksum; the one fetch() below serves both.
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+SHAKESPEARE_FILE = "tinyshakespeare.txt"
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+NAMES_FILE = "names.txt"
+NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def data_dir():
+    """The cache folder: $NO_MAGIC_DATA_DIR if set, else ~/.cache/no-magic."""
+    return os.environ.get("NO_MAGIC_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "no-magic")
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def fetch(url, filename, sha256):
+    """Return the path of a verified local copy of `url`, downloading it on first use.
+
+    A cached file is used only if its sha256 matches; a bad one is downloaded afresh.
+    The download goes to a temporary file in the same folder and is renamed into place
+    only after its checksum passes, so an interrupted run never leaves a corrupt cache.
+    Offline, it exits with a message naming the URL and where to put the file by hand.
+    """
+    folder = data_dir()
+    path = os.path.join(folder, filename)
+    problem = ""
+    if os.path.exists(path):
+        if sha256_of(path) == sha256:
+            return path
+        problem = f"the cached copy at {path} fails its sha256 check, and "
+    print(f"downloading {url} -> {path}")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as e:  # no network, DNS failure, timeout, refused
+        sys.exit(
+            f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
+            f"Download that file by hand and save it as:\n  {path}\n"
+            f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
+        )
+    if hashlib.sha256(payload).hexdigest() != sha256:
+        sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)  # atomic on one filesystem: readers see old file or new, never half
+    except OSError as e:
+        sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
+    return path
+
+
+def load_shakespeare():
+    """tinyshakespeare.txt as raw bytes: a tokenizer's input is bytes, not characters."""
+    with open(fetch(SHAKESPEARE_URL, SHAKESPEARE_FILE, SHAKESPEARE_SHA256), "rb") as f:
+        return f.read()
+
+
+def load_names():
+    """names.txt -> list of lowercase names, one per non-empty line."""
+    with open(fetch(NAMES_URL, NAMES_FILE, NAMES_SHA256), encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+# === MODEL ===
+# The whole "model" is an ordered table of merges: a dict {(a, b): new_id} filled in the
+# order the merges were learned. Merge number r creates id 256 + r, so a smaller id
+# means an earlier, higher-priority merge; the dict's insertion order IS the rank order.
+# Ids 0..255 are the raw bytes, which is why nothing is ever out of vocabulary.
+#
+# Text is turned into bytes with UTF-8 first. ASCII letters are one byte each; "e" with
+# an acute accent is two, a CJK character three, an emoji four. BPE does not care: it
+# merges whichever byte pairs are frequent, so common multi-byte characters become single
+# tokens on their own and rare ones stay as their bytes.
+#
+# Pre-split, as GPT-2 does: before counting pairs, the bytes are cut into chunks
+# (a word with its leading space, a run of digits, a run of punctuation, whitespace) and
+# merges never cross a chunk boundary. Without it the most frequent pairs would glue
+# words to punctuation ("d." "d," "d!" each a token) and waste vocabulary on them.
+# The pattern works on bytes, where we cannot ask Unicode "is this a letter?", so every
+# non-ASCII byte (0x80-0xff) counts as letter-like: a multi-byte character is never cut
+# in half by the split, and accented words stay one chunk.
+# Subtle: \s+(?!\S) takes a whitespace run but leaves its last space for the word after
+# it, so "a   b" splits as "a", "  ", " b" and " b" is the same chunk as in "a b".
+SPLIT_PATTERN = re.compile(rb" ?[A-Za-z\x80-\xff]+| ?[0-9]+| ?[^\sA-Za-z0-9\x80-\xff]+|\s+(?!\S)|\s+")
+
+
+def split_chunks(data):
+    r"""Cut bytes into the chunks that merges may not cross; joined, they give back `data`.
+
+    Every byte is a letter, digit, whitespace or "other", and each class has an
+    alternative in the pattern, so findall skips nothing: b"".join(chunks) == data.
+    Example: split_chunks(b"Hi  there, you!\n") -> [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
+    """
+    return SPLIT_PATTERN.findall(data)
+
+
+def get_stats(ids, counts=None, weight=1):
+    """Count each adjacent pair in `ids`, adding `weight` per occurrence into `counts`.
+
+    Example: get_stats([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    With weight=10 every occurrence counts ten times: that is how a chunk that appears
+    ten times in the corpus is counted once instead of ten times over.
+    Subtle: overlapping pairs are all counted, so [5, 5, 5] has (5, 5) twice although
+    only one of them can be merged; real BPE trainers (minbpe, GPT-2's) do the same.
+    """
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + weight
+    return counts
+
+
+def merge(ids, pair, new_id):
+    """Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right.
+
+    Example: merge([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]
+    Subtle: overlaps resolve to the left: merge([5, 5, 5], (5, 5), 6) -> [6, 5]
+    """
+    out, i, n = [], 0, len(ids)
+    while i < n:
+        if i + 1 < n and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2  # both halves consumed
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def build_vocab(merges):
+    """id -> the bytes it stands for: 256 single bytes, then each merge's two parts joined.
+
+    A merge's parts always have smaller ids, so one pass in rank order fills everything.
+    Example: build_vocab({(104, 105): 256, (256, 33): 257})[257] -> b'hi!'
+    """
+    vocab = {i: bytes([i]) for i in range(256)}
+    for (a, b), new_id in merges.items():
+        vocab[new_id] = vocab[a] + vocab[b]
+    return vocab
+
+
+# === TRAINING ===
+# Training is a loop: count every adjacent pair, merge the most frequent one into a
+# new id everywhere, repeat NUM_MERGES times. Two tricks make 768 merges on 100 KB take
+# well under a second, and both keep the result identical to the plain loop:
+#
+# 1. Count each distinct chunk once. 100 KB of Shakespeare is ~27,000 chunks but only
+#    ~3,600 distinct ones (" the" alone occurs 614 times): keep one copy of each
+#    with its frequency and add that frequency per pair (get_stats's weight).
+#
+# 2. Update the pair counts instead of recounting them. Merging (a, b) into z only
+#    changes the counts of pairs that touch an occurrence of (a, b): in "x a b y" the
+#    pairs (x, a), (a, b), (b, y) disappear and (x, z), (z, y) appear. Every other pair
+#    in the corpus keeps its count, so recounting it after each merge is wasted work: the
+#    from-scratch loop spends O(corpus) per merge, most of it on chunks the merge did not
+#    touch. We keep an index pair -> chunks that contain it, and after a merge revisit
+#    only those chunks: take their old pairs out of the counts, merge, put the new ones in.
+#    Later merges are rarer pairs and touch only a handful of chunks each.
+#
+# Ties: when two pairs are equally frequent, the one with the smaller ids wins. Any
+# fixed rule works; a fixed one makes both trainers (and every rerun) learn the same table.
+
+
+def chunk_table(data):
+    """Distinct chunks of `data` as lists of byte ids, with how often each occurs.
+
+    Example: chunk_table(b"hi hi hi") -> ([[104, 105], [32, 104, 105]], [1, 2])
+    """
+    counts = Counter(split_chunks(data))
+    return [list(chunk) for chunk in counts], list(counts.values())
+
+
+def best_pair(stats):
+    """The most frequent pair; among equally frequent pairs, the smallest one.
+
+    Example: best_pair({(1, 2): 3, (0, 5): 3, (2, 2): 1}) -> (0, 5)
+    Once counts are updated incrementally, this scan over every distinct pair is the
+    largest cost left in training. Two plain passes (max over the numbers, then a
+    filter) run ~4x faster than one min() calling a Python key function per pair.
+    A heap of (-count, pair) would avoid the scan; at a few thousand pairs it is not
+    worth the extra bookkeeping.
+    """
+    top = max(stats.values())
+    return min([pair for pair, count in stats.items() if count == top])
+
+
+def train_naive(data, num_merges):
+    """The textbook loop, recounting every pair from scratch before each merge.
+
+    Kept as the reference the fast trainer must agree with, and to time against it.
+    Example: train_naive(b"aaabdaaabac", 2) -> {(97, 97): 256, (97, 98): 257}
+    """
+    seqs, freqs = chunk_table(data)
+    merges = {}
+    for rank in range(num_merges):
+        stats = {}
+        for ids, freq in zip(seqs, freqs):
+            get_stats(ids, stats, freq)
+        pair = best_pair(stats) if stats else None
+        if pair is None or stats[pair] < MIN_PAIR_COUNT:
+            break
+        merges[pair] = 256 + rank
+        seqs = [merge(ids, pair, 256 + rank) for ids in seqs]
+    return merges
+
+
+def progress(step, total, tokens, start, every):
+    """Merge count, corpus length in tokens, elapsed and ETA: in place on a terminal.
+
+    BPE has no loss; the number it greedily drives down is the length of the training
+    corpus in tokens, so that is what we watch. A carriage-return line that never ends
+    becomes one endless line in a CI log, so when stdout is not a terminal we print a
+    fresh line every `every` merges instead.
+    """
+    elapsed = time.perf_counter() - start
+    eta = elapsed / step * (total - step)
+    line = f"merge {step:4d}/{total} | corpus {tokens:6d} tokens | {elapsed:5.1f}s elapsed | eta {eta:5.1f}s"
+    if sys.stdout.isatty():
+        print("\r" + line, end="\n" if step == total else "", flush=True)
+    elif step % every == 0 or step == total:
+        print(line, flush=True)
+
+
+def train(data, num_merges, report=False):
+    """Learn up to `num_merges` merges from `data` with incremental pair counts.
+
+    Returns (merges, counts): the ordered merge table and, per merge, how many times
+    its pair occurred when it was chosen. Stops early if no pair occurs MIN_PAIR_COUNT
+    times. Gives exactly the table train_naive() gives, much faster.
+    Example: train(b"aaabdaaabac", 3) -> ({(97, 97): 256, (97, 98): 257, (256, 257): 258}, [4, 2, 2])
+    """
+    seqs, freqs = chunk_table(data)
+    stats, where = {}, {}  # pair -> weighted count; pair -> indices of chunks holding it
+    for i, (ids, freq) in enumerate(zip(seqs, freqs)):
+        for pair in zip(ids, ids[1:]):
+            stats[pair] = stats.get(pair, 0) + freq
+            where.setdefault(pair, set()).add(i)
+    tokens = len(data)  # corpus length in tokens: one per byte before any merge
+    merges, counts = {}, []
+    start = time.perf_counter()
+    for rank in range(num_merges):
+        pair = best_pair(stats) if stats else None
+        if pair is None or stats[pair] < MIN_PAIR_COUNT:
+            break
+        new_id = 256 + rank
+        merges[pair] = new_id
+        counts.append(stats[pair])
+        # Subtle: `where` is never pruned, so a chunk may be listed under a pair it no
+        # longer holds; for such a chunk merge() changes nothing and the subtract/add
+        # below cancel out. Pruning would cost more bookkeeping than it saves.
+        for i in where.pop(pair):
+            ids, freq = seqs[i], freqs[i]
+            for old in zip(ids, ids[1:]):  # this chunk's pairs leave the counts...
+                left = stats[old] - freq
+                if left:
+                    stats[old] = left
+                else:
+                    del stats[old]  # drop zeros so best_pair scans only live pairs
+            merged = merge(ids, pair, new_id)
+            for new in zip(merged, merged[1:]):  # ...and its pairs after the merge come back
+                stats[new] = stats.get(new, 0) + freq
+                where.setdefault(new, set()).add(i)
+            tokens -= freq * (len(ids) - len(merged))
+            seqs[i] = merged
+        if report:
+            progress(rank + 1, num_merges, tokens, start, every=PROGRESS_EVERY)
+    return merges, counts
+
+
+# === INFERENCE ===
+# Encoding new text replays the merges in the order they were learned: within a chunk,
+# find the adjacent pair whose merge came EARLIEST (smallest new id), merge all its
+# occurrences, repeat until no adjacent pair is in the table. It does not look at which
+# pairs are frequent in the new text: frequency was a training-time question, and the
+# rank order is the answer training gave. Replaying in rank order reproduces exactly the
+# split training produced for its own corpus, and splits a word the same way wherever
+# it appears.
+#
+# Decoding is a lookup: each id -> its bytes (build_vocab), concatenated, then UTF-8
+# decoded. Since every chunk boundary and every merge only groups bytes, never changes
+# them, decode(encode(x)) gives back x exactly.
+
+
+def encode_chunk(chunk, merges):
+    """Token ids of one chunk: apply the merges in rank order until none applies.
+
+    Example: encode_chunk(b"aaab", {(97, 97): 256, (256, 97): 257}) -> [257, 98]
+    Priority, not position: with {(98, 99): 256, (97, 98): 257}, b"abc" -> [97, 256],
+    because (b, c) was learned first although (a, b) comes first in the text.
+    """
+    ids = list(chunk)
+    while len(ids) >= 2:
+        # the pair here whose merge has the smallest id, i.e. was learned earliest
+        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, math.inf))
+        if pair not in merges:
+            break  # no adjacent pair was ever merged: done
+        ids = merge(ids, pair, merges[pair])
+    return ids
+
+
+def encode_bytes(data, merges):
+    """Token ids of any byte string, valid UTF-8 or not.
+
+    Chunks repeat a lot in real text, so each distinct chunk is encoded once per call
+    and looked up after that; the cache is local, so nothing outlives the call.
+    Example: encode_bytes(b"hi hi", {(104, 105): 256}) -> [256, 32, 256]
+    """
+    cache, out = {}, []
+    for chunk in split_chunks(data):
+        ids = cache.get(chunk)
+        if ids is None:
+            ids = cache[chunk] = encode_chunk(chunk, merges)
+        out.extend(ids)
+    return out
+
+
+def encode(text, merges):
+    r"""Token ids of a str: UTF-8 encode it, then encode the bytes.
+
+    Example: encode("h\u00e9", {}) -> [104, 195, 169]  (the accented e is two bytes)
+    """
+    return encode_bytes(text.encode("utf-8"), merges)
+
+
+def decode_bytes(ids, vocab):
+    """The bytes behind a list of ids. Example: decode_bytes([256, 33], {256: b'hi', 33: b'!'}) -> b'hi!'"""
+    return b"".join(vocab[i] for i in ids)
+
+
+def decode(ids, vocab):
+    r"""The text behind a list of ids.
+
+    Subtle: an arbitrary id list (say, sampled from a language model) can stop in the
+    middle of a multi-byte character, so invalid UTF-8 becomes U+FFFD instead of an
+    exception. Ids from encode() of a str never hit this: their bytes are the original
+    valid UTF-8, so strict and lenient decoding agree and the round trip stays exact.
+    Example: decode([104, 195], build_vocab({})) -> 'h\ufffd'
+    """
+    return decode_bytes(ids, vocab).decode("utf-8", errors="replace")
+
+
+# === ANALYSIS ===
+# Strings chosen to break a careless tokenizer: nothing, only whitespace, characters of
+# 2, 3 and 4 UTF-8 bytes, characters built from several code points, control bytes.
+HARD_STRINGS = [
+    "",  # empty: encodes to [] and must decode back to ""
+    " ",
+    "   \t\t\n\n\n   spaced   out   \n",  # whitespace runs of mixed kinds, leading and trailing
+    "line one\r\nline two\r\n",  # Windows line endings
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m",  # precomposed accents: 2 bytes each
+    "cafe\u0301 n\u0303",  # e + COMBINING ACUTE, n + COMBINING TILDE: look accented, differ in bytes
+    "\u6771\u4eac \u4f60\u597d\uff0c\u4e16\u754c\u3002",  # CJK and full-width punctuation: 3 bytes each
+    "\u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd",  # Arabic and Hebrew, right-to-left
+    "\U0001f600 \U0001f44d\U0001f3fd",  # emoji, one with a skin-tone modifier: 4 bytes each
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # family: three emoji glued by zero-width joiners
+    "\U0001f1ef\U0001f1f5",  # a flag: two regional-indicator letters
+    "\x00\x01\x1b[0m\x7f",  # NUL, control bytes and an ANSI escape sequence
+    "\ufeffbyte order mark",  # a BOM at the start
+    "a" * 50,  # one long run: every pair overlaps the next
+    "HELLO hello HeLLo 2024 3.14159",
+]
+# Byte strings that are NOT valid UTF-8; the bytes API must round-trip them too.
+HARD_BYTES = [
+    b"\xff",  # a byte that never occurs in UTF-8
+    b"\x80abc",  # a continuation byte with no lead byte
+    b"\xe6\x9d",  # the first two of a 3-byte character, cut short
+    b"caf\xc3(",  # a lead byte followed by a non-continuation byte
+    b"\xed\xa0\x80",  # an encoded surrogate, forbidden in UTF-8
+    bytes(range(256)),  # every byte value once
+]
+
+
+def show(data):
+    r"""Printable ASCII form of some bytes: as text if they are valid UTF-8, else as bytes.
+
+    Example: show(b"caf\xc3\xa9") -> "'caf\\xe9'" and show(b"\xc3") -> "b'\\xc3'"
+    (a token holding half of a multi-byte character prints with the b prefix).
+    """
+    try:
+        return ascii(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ascii(data)
+
+
+def compression(data, merges):
+    """Bytes per token when `data` is encoded with `merges`: 1.0 means no gain.
+
+    Example: compression(b"hi hi", {(104, 105): 256}) -> 5 / 3 = 1.666...
+    """
+    return len(data) / max(1, len(encode_bytes(data, merges)))
+
+
+def first_merges(merges, k):
+    """The table a k-merge training run would have learned: the first k entries.
+
+    Training is greedy, so the first k merges of a long run are exactly what a run
+    stopped after k merges learns. One training run therefore gives every row of the
+    vocabulary-size table. Example: first_merges({(1, 2): 256, (256, 3): 257}, 1) -> {(1, 2): 256}
+    """
+    return dict(islice(merges.items(), k))
+
+
+def roundtrip_failures(texts, byte_strings, merges, vocab):
+    """How many of the given strings do not survive decode(encode(x)) unchanged."""
+    bad = [t for t in texts if decode(encode(t, merges), vocab) != t]
+    bad += [b for b in byte_strings if decode_bytes(encode_bytes(b, merges), vocab) != b]
+    for x in bad[:5]:
+        print(f"  ROUND TRIP FAILED: {show(x) if isinstance(x, bytes) else ascii(x)}")
+    return len(bad)
+
+
+def main():
+    t0 = time.perf_counter()
+    shakespeare = load_shakespeare()
+    # Held out = everything after the training slice, so no held-out text was seen.
+    train_data, heldout_data = shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:]
+    names = load_names()
+    random.shuffle(names)  # names.txt is sorted by popularity; shuffle for a fair split
+    n_held = int(len(names) * NAMES_HELDOUT_FRAC)
+    train_names, held_names = names[:-n_held], names[-n_held:]
+    names_train_data = ("\n".join(train_names) + "\n").encode("utf-8")
+    names_held_data = ("\n".join(held_names) + "\n").encode("utf-8")
+    seqs, freqs = chunk_table(train_data)
+    print(f"shakespeare: {len(train_data)} bytes to train on, {len(heldout_data)} held-out bytes after them")
+    print(f"  the training bytes split into {sum(freqs)} chunks, {len(seqs)} distinct")
+    print(f"names: {len(train_names)} to train on, {n_held} held out")
+
+    # --- why the incremental update: time both trainers on the same first merges ---
+    t = time.perf_counter()
+    naive = train_naive(train_data, NAIVE_MERGES)
+    naive_ms = 1000 * (time.perf_counter() - t) / NAIVE_MERGES
+    t = time.perf_counter()
+    fast, _ = train(train_data, NAIVE_MERGES)
+    fast_ms = 1000 * (time.perf_counter() - t) / NAIVE_MERGES
+    same = list(naive.items()) == list(fast.items())
+    print(f"\nfirst {NAIVE_MERGES} merges: recount from scratch {naive_ms:.2f} ms/merge, "
+          f"incremental {fast_ms:.2f} ms/merge ({naive_ms / fast_ms:.1f}x); same merges: {'yes' if same else 'NO'}")
+
+    # --- train the Shakespeare tokenizer ---
+    print(f"\ntraining {NUM_MERGES} merges on {len(train_data)} bytes of Shakespeare")
+    t = time.perf_counter()
+    merges, counts = train(train_data, NUM_MERGES, report=True)
+    train_seconds = time.perf_counter() - t
+    vocab = build_vocab(merges)
+    print(f"{len(merges)} merges in {train_seconds:.2f}s: vocabulary {len(vocab)} ids")
+    print("first merges (new token: how often its pair occurred):")
+    print("  " + "  ".join(f"{show(vocab[256 + r])}:{counts[r]}" for r in range(min(8, len(merges)))))
+    print("last merges (rare by now, mostly whole words):")
+    print("  " + "  ".join(f"{show(vocab[256 + r])}:{counts[r]}" for r in range(max(0, len(merges) - 6), len(merges))))
+
+    # --- vocabulary size against sequence length, on text never trained on ---
+    # More merges -> fewer tokens per text, so a model reads more text per context
+    # window and attention (cost ~ length^2) gets cheaper. The price: the embedding
+    # table and the output softmax grow with the vocabulary, and each later token is
+    # rarer, so a model sees fewer examples of it. The table shows diminishing returns,
+    # and the widening gap between train and held-out columns is the tokenizer fitting
+    # words that are common in its 100 KB but not in the rest of the plays.
+    print("\nmerges  vocab  held-out tokens  held-out bytes/token  train bytes/token")
+    for k in TABLE_MERGES:
+        sub = first_merges(merges, k)
+        n_tokens = len(encode_bytes(heldout_data, sub))
+        train_compression = compression(train_data, sub)
+        print(f"{len(sub):6d} {256 + len(sub):6d} {n_tokens:16d} {len(heldout_data) / n_tokens:21.3f} {train_compression:18.3f}")
+    heldout_compression = len(heldout_data) / n_tokens  # the last row uses the full table
+    print("(each row is a smaller vocabulary: the first k merges of the same training run)")
+
+    print("\nhow some words split (each quoted piece is one token):")
+    for word in ["First Citizen:", " thou", " king", " Romeo", " brother's", " tokenization", " caf\u00e9"]:
+        print(f"  {ascii(word):18} -> {' '.join(show(vocab[i]) for i in encode(word, merges))}")
+
+    # --- the same algorithm on names ---
+    print(f"\ntraining {NAMES_MERGES} merges on {len(names_train_data)} bytes of names")
+    names_merges, _ = train(names_train_data, NAMES_MERGES, report=True)
+    names_vocab = build_vocab(names_merges)
+    for name in ["emma", "christopher", "jaxon", "maximiliano"]:
+        print(f"  {name:12} -> {' '.join(show(names_vocab[i]) for i in encode(name, names_merges))}")
+    # A tokenizer compresses the kind of text it was trained on; the off-diagonal shows it.
+    names_compression = compression(names_held_data, names_merges)
+    shakes_on_names = compression(names_held_data, merges)
+    names_on_shakes = compression(heldout_data, names_merges)
+    print("\nheld-out bytes/token     on Shakespeare  on names")
+    print(f"  Shakespeare tokenizer  {heldout_compression:14.3f}  {shakes_on_names:8.3f}")
+    print(f"  names tokenizer        {names_on_shakes:14.3f}  {names_compression:8.3f}")
+
+    # --- round trips: every held-out text and every hard string, with both tokenizers ---
+    texts = [heldout_data.decode("utf-8")] + held_names + HARD_STRINGS
+    failures = roundtrip_failures(texts, HARD_BYTES, merges, vocab)
+    failures += roundtrip_failures(texts, HARD_BYTES, names_merges, names_vocab)
+    cases = 2 * (len(texts) + len(HARD_BYTES))
+    print(f"\nround trips: {cases - failures}/{cases} exact. The hard strings, with Shakespeare tokens:")
+    for x in HARD_STRINGS + HARD_BYTES:
+        ids = encode_bytes(x, merges) if isinstance(x, bytes) else encode(x, merges)
+        size = len(x) if isinstance(x, bytes) else len(x.encode("utf-8"))
+        label = show(x) if isinstance(x, bytes) else ascii(x)
+        print(f"  {size:3d} bytes -> {len(ids):3d} tokens  {label[:60]}")
+
+    seconds = time.perf_counter() - t0
+    print("\n=== SUMMARY ===")
+    print(f"vocabulary            {len(vocab)} ids = 256 bytes + {len(merges)} merges learned in {train_seconds:.2f}s")
+    print(f"training speed        {naive_ms:.2f} ms/merge recounting, {fast_ms:.2f} ms/merge incremental")
+    print(f"held-out compression  {heldout_compression:.3f} bytes/token on {len(heldout_data)} unseen bytes (target >= 1.5)")
+    print(f"names compression     {names_compression:.3f} bytes/token on {n_held} unseen names ({len(names_merges)} merges)")
+    print(f"round trips           {failures} failures in {cases} strings (target 0)")
+    print(f"total time            {seconds:.1f}s")
+    return {
+        "roundtrip_failures": failures,
+        "roundtrip_cases": cases,
+        "heldout_compression": heldout_compression,
+        "train_compression": train_compression,
+        "names_compression": names_compression,
+        "shakespeare_tokenizer_on_names": shakes_on_names,
+        "names_tokenizer_on_shakespeare": names_on_shakes,
+        "vocab_size": len(vocab),
+        "num_merges": len(merges),
+        "naive_ms_per_merge": naive_ms,
+        "incremental_ms_per_merge": fast_ms,
+        "train_seconds": train_seconds,
+        "seconds": seconds,
+    }
+
+
+if __name__ == "__main__":
+    main()

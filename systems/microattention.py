@@ -1,0 +1,680 @@
+"""
+microattention.py - the attention variants modern language models use, side by side in
+plain Python floats, each costed by counting its multiplies as they happen: MHA, GQA,
+MQA, sliding-window attention and DeepSeek's multi-head latent attention (MLA).
+
+No dataset and no training: every variant runs forward on the same random sequence.
+The script counts each variant's compute (multiplies) and memory (weights, and the
+key/value cache a decoder must keep per token, the number that limits inference), checks
+those counts against closed-form formulas, and then measures quality honestly. GQA and
+MQA are made from an MHA layer by averaging the key/value heads of each group (as in the
+GQA paper). That loses little only when the averaged heads are redundant, so redundancy
+is the variable of the experiment: a sweep of eps, the size of each head's deviation from
+a shared component, from 0 (identical heads) to 1 (independent heads).
+
+Papers: Vaswani et al. 2017 (scaled dot-product and multi-head attention); Shazeer 2019
+(multi-query attention); Ainslie et al. 2023 (GQA, and converting MHA by mean-pooling);
+Beltagy et al. 2020 and Mistral 7B (sliding windows); DeepSeek-V2 2024 (MLA).
+"""
+
+import math
+import random
+import sys
+import time
+
+random.seed(42)
+
+# === HYPERPARAMETERS ===
+# One attention layer, sized so that every variant runs in well under a second of pure
+# Python while the head counts still have real ratios (8 query heads : 2 groups : 1).
+SEED = 42  # the trials below draw their own RNGs from SEED + trial, so runs repeat exactly
+D_MODEL = 32  # width of each token vector entering and leaving the layer
+N_HEADS = 8  # query heads, in every variant
+HEAD_DIM = D_MODEL // N_HEADS  # 4 dims per head, so the heads together span d_model
+N_KV_HEADS = 2  # GQA: 2 key/value heads, each shared by a group of 4 query heads
+D_LATENT = 2 * HEAD_DIM  # MLA latent: 8 floats per token, the same cache as MQA (see mla())
+SEQ_LEN = 12  # tokens in the sequence: long enough that a window of 4 drops real context
+WINDOW = 4  # sliding window: each query sees itself and the 3 tokens before it
+EPS_SWEEP = (0.0, 0.1, 0.3, 1.0)  # head deviation size: identical, redundant, loose, independent
+N_TRIALS = 8  # random layers + inputs averaged per eps; the cosines are means over them
+STRESS_SCALE = 1000.0  # inputs scaled so logits reach ~1e6: exp() overflows without max-subtraction
+LOWRANK_TOL = 1e-12  # MLA conversion: stop the eigen-iteration when captured energy stalls
+LOWRANK_MAX_ITERS = 500  # ... or after this many rounds (independent heads converge slowest)
+VARIANTS = ("mha", "gqa", "mqa", "swa", "mla")  # swa = sliding-window attention
+
+# === SETUP ===
+# Everything is synthetic: a random input sequence x of SEQ_LEN vectors, and random
+# weight matrices stored as lists of rows, [rows = outputs][cols = inputs], so that
+# y = W x is one dot product per row (the PyTorch nn.Linear layout).
+#
+# The key and value weights carry the experiment. In a trained model, heads are partly
+# redundant: they look for similar things. We build that in directly. Each MHA key head
+# (and each value head) is a shared component plus a private deviation,
+#     W_k[h] = sqrt(1 - eps^2) * S_k + eps * D_k[h],
+# with S_k and every D_k[h] drawn from the same distribution. eps is the deviation's
+# share of the head (in norm); the sqrt keeps every head the same overall size, so
+# changing eps changes only how alike the heads are, not how peaked attention is.
+# eps = 0: all heads identical. eps = 1: S drops out and the heads are independent.
+# Subtle: S is shared by ALL heads, not drawn afresh for each GQA group. MQA's single
+# group is every head, so with a separate S per group MQA would be averaging unrelated
+# groups and lose badly even at eps = 0; one S lets the sweep isolate redundancy.
+
+
+def random_matrix(rng, n_out, n_in):
+    """An n_out x n_in matrix of N(0, 1/n_in) entries.
+
+    Variance 1/n_in makes each output of W x have variance ~1 when x's entries do, so
+    queries and keys have unit-size entries at every eps and the logits stay moderate.
+    """
+    std = 1.0 / math.sqrt(n_in)
+    return [[rng.gauss(0.0, std) for _ in range(n_in)] for _ in range(n_out)]
+
+
+def draw_trial(rng):
+    """One random layer and input: everything the sweep needs except eps.
+
+    Drawing once per trial and reusing the draws for every eps (common random numbers)
+    means the cosines at different eps differ only because eps differs.
+    """
+    return {
+        "x": [[rng.gauss(0.0, 1.0) for _ in range(D_MODEL)] for _ in range(SEQ_LEN)],
+        "wq": random_matrix(rng, N_HEADS * HEAD_DIM, D_MODEL),  # queries: what am I looking for?
+        "wo": random_matrix(rng, D_MODEL, N_HEADS * HEAD_DIM),  # mixes the heads back into d_model
+        "shared_k": random_matrix(rng, HEAD_DIM, D_MODEL),  # keys: what do I contain? (common part)
+        "shared_v": random_matrix(rng, HEAD_DIM, D_MODEL),  # values: what do I pass on? (common part)
+        "dev_k": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],  # per-head parts
+        "dev_v": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],
+    }
+
+
+def redundant_kv_heads(shared, deviations, eps):
+    """Stack the heads W[h] = sqrt(1 - eps^2) * shared + eps * deviations[h], head after head.
+
+    Example: redundant_kv_heads([[1.0]], [[[0.0]], [[2.0]]], 0.6) -> [[0.8], [2.0]]
+    (one head of head_dim 1 per deviation; sqrt(1 - 0.36) = 0.8 and 0.8 + 0.6 * 2 = 2.0,
+    up to float rounding).
+    """
+    a = math.sqrt(1.0 - eps * eps)
+    return [[a * s + eps * d for s, d in zip(s_row, d_row)] for dev in deviations for s_row, d_row in zip(shared, dev)]
+
+
+def mha_weights(trial, eps):
+    """The MHA layer of one trial at redundancy eps: wq, wk, wv, wo, each [rows][cols]."""
+    return {
+        "wq": trial["wq"],
+        "wk": redundant_kv_heads(trial["shared_k"], trial["dev_k"], eps),
+        "wv": redundant_kv_heads(trial["shared_v"], trial["dev_v"], eps),
+        "wo": trial["wo"],
+    }
+
+
+# === MODEL ===
+# The building blocks first (dot products that count their multiplies, a stable softmax,
+# the causal mask), then one function per variant, each reading top to bottom.
+#
+# What "FLOPs" means here: the number of MULTIPLIES, all of which happen inside dot
+# products, so it is also the number of multiply-adds. Papers that count an add and a
+# multiply separately report about twice these numbers. The 1/sqrt(d) scaling, the
+# softmax's exps and divisions are per-score elementwise work (a few per query-key pair)
+# and are not counted; this is the usual convention, applied the same way everywhere.
+
+
+class Meter:
+    """What one forward pass cost, recorded while it runs.
+
+    mults:         multiplies done by the forward pass (every one goes through dot()).
+    cached_floats: floats the layer put in its KV cache: what a decoder keeps per token.
+    max_keys:      the most cached tokens any query read: how many tokens of cache
+                   must be held at once (the whole sequence, unless a window evicts).
+    """
+
+    __slots__ = ("mults", "cached_floats", "max_keys")
+
+    def __init__(self):
+        self.mults = 0
+        self.cached_floats = 0
+        self.max_keys = 0
+
+    def store(self, *per_token_lists):
+        """Record that each list of per-token vectors goes into the KV cache."""
+        self.cached_floats += sum(len(vec) for tokens in per_token_lists for vec in tokens)
+
+
+def dot(a, b, meter):
+    """sum_i a_i * b_i, adding len(a) multiplies to the meter.
+
+    Example: dot([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], Meter()) -> 32.0 (and 3 multiplies).
+    """
+    meter.mults += len(a)
+    return sum(x * y for x, y in zip(a, b))
+
+
+def project(xs, w, meter):
+    """y_t = W x_t for every token vector x_t: the nn.Linear of every projection here."""
+    return [[dot(row, x, meter) for row in w] for x in xs]
+
+
+def softmax(logits):
+    """p_i = exp(z_i - max z) / sum_j exp(z_j - max z).
+
+    Subtracting max z cancels in the ratio but keeps every exponent <= 0, so exp()
+    cannot overflow. Subtle: Python's math.exp(1000) does not return inf, it raises
+    OverflowError, so without the subtraction this script would crash at STRESS_SCALE.
+    Example: softmax([1000.0, 1000.0]) -> [0.5, 0.5]
+    """
+    m = max(logits)
+    exps = [math.exp(z - m) for z in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def attention_mask(seq_len, window=None):
+    """mask[i][j] is True when query i may read key j: j <= i (causal), and, with a
+    sliding window, also j > i - window (only the last `window` tokens, itself included).
+
+    Example: attention_mask(3) -> [[True, False, False], [True, True, False], [True, True, True]]
+    """
+    span = seq_len if window is None else window
+    return [[i - span < j <= i for j in range(seq_len)] for i in range(seq_len)]
+
+
+def attention_weights(q_i, keys, meter):
+    """softmax_j(q_i . k_j / sqrt(d)) over the keys this query may read: sums to 1.
+
+    Dividing by sqrt(d) keeps the logits' variance ~1 whatever the head size, so the
+    softmax is not saturated into a one-hot just because d is large.
+    """
+    scale = 1.0 / math.sqrt(len(q_i))
+    return softmax([dot(q_i, k, meter) * scale for k in keys])
+
+
+def scaled_dot_product_attention(q, k, v, mask, meter):
+    """One head over a whole sequence: out_i = sum_j w_ij v_j, w_i = attention_weights.
+
+    q, k, v are [seq_len][head_dim]. Masked pairs are skipped rather than set to -inf:
+    the result is the same (exp(-inf) = 0) and the multiply count is then the work a
+    real causal or windowed kernel does, not the work of a full square.
+    """
+    out = []
+    for i, q_i in enumerate(q):
+        allowed = [j for j, ok in enumerate(mask[i]) if ok]
+        meter.max_keys = max(meter.max_keys, len(allowed))
+        weights = attention_weights(q_i, [k[j] for j in allowed], meter)
+        # out_i[e] = sum_j weights_j * v_j[e]: one dot product per output dimension e
+        out.append([dot(weights, [v[j][e] for j in allowed], meter) for e in range(len(v[0]))])
+    return out
+
+
+def split_heads(xs, n_heads):
+    """[seq_len][n_heads * head_dim] -> [n_heads][seq_len][head_dim]: head h owns a slice.
+
+    Example: split_heads([[1.0, 2.0, 3.0, 4.0]], 2) -> [[[1.0, 2.0]], [[3.0, 4.0]]]
+    """
+    d = len(xs[0]) // n_heads
+    return [[x[h * d : (h + 1) * d] for x in xs] for h in range(n_heads)]
+
+
+def merge_heads(heads):
+    """[n_heads][seq_len][head_dim] -> [seq_len][n_heads * head_dim]: concatenate per token.
+
+    Example: merge_heads([[[1.0, 2.0]], [[3.0, 4.0]]]) -> [[1.0, 2.0, 3.0, 4.0]]
+    """
+    return [[val for head in heads for val in head[t]] for t in range(len(heads[0]))]
+
+
+# --- Multi-head attention (MHA): every query head has its own key and value head ---
+# The reference. n_heads heads run scaled dot-product attention in parallel on their own
+# slices of q, k, v; their outputs are concatenated and mixed by wo. Every head's keys
+# and values must be cached: 2 * n_heads * head_dim floats per token.
+
+
+def mha(x, w, n_heads, meter, window=None):
+    """Causal multi-head attention; returns [seq_len][d_model]."""
+    mask = attention_mask(len(x), window)
+    q = split_heads(project(x, w["wq"], meter), n_heads)
+    k_all, v_all = project(x, w["wk"], meter), project(x, w["wv"], meter)
+    meter.store(k_all, v_all)  # a decoder keeps every head's k and v for every past token
+    k, v = split_heads(k_all, n_heads), split_heads(v_all, n_heads)
+    heads = [scaled_dot_product_attention(q[h], k[h], v[h], mask, meter) for h in range(n_heads)]
+    return project(merge_heads(heads), w["wo"], meter)
+
+
+# --- Grouped-query attention (GQA): MHA with fewer key/value heads ---
+# Two changes from mha(), nothing else: wk and wv have n_kv_heads * head_dim rows instead
+# of n_heads * head_dim, and query head h reads key/value head h // group_size. The
+# cache shrinks by n_heads / n_kv_heads. The attention core (q.k and the weighted sum of
+# v) is unchanged: every query head still scores every allowed key. Beyond the smaller
+# k and v projections, what GQA saves at inference is memory and the bandwidth of
+# reading the cache at every decoding step, not attention arithmetic.
+
+
+def gqa(x, w, n_heads, meter, window=None):
+    """Causal grouped-query attention; the number of kv heads is read from wk's size."""
+    mask = attention_mask(len(x), window)
+    head_dim = len(w["wq"]) // n_heads
+    n_kv_heads = len(w["wk"]) // head_dim
+    group_size = n_heads // n_kv_heads  # query heads that share one key/value head
+    q = split_heads(project(x, w["wq"], meter), n_heads)
+    k_all, v_all = project(x, w["wk"], meter), project(x, w["wv"], meter)
+    meter.store(k_all, v_all)  # n_kv_heads heads per token, not n_heads
+    k, v = split_heads(k_all, n_kv_heads), split_heads(v_all, n_kv_heads)
+    heads = [scaled_dot_product_attention(q[h], k[h // group_size], v[h // group_size], mask, meter) for h in range(n_heads)]
+    return project(merge_heads(heads), w["wo"], meter)
+
+
+# --- Multi-query attention (MQA): GQA with a single key/value head ---
+# One group holding every query head: the smallest possible cache, 2 * head_dim floats
+# per token, shared by all heads.
+
+
+def mqa(x, w, n_heads, meter, window=None):
+    """Causal multi-query attention: gqa() with exactly one key/value head."""
+    if len(w["wk"]) * n_heads != len(w["wq"]):
+        raise ValueError("MQA needs wk with head_dim rows: one key/value head")
+    return gqa(x, w, n_heads, meter, window)
+
+
+# --- Sliding-window attention (SWA): MHA whose mask also forgets the distant past ---
+# Only the mask changes: query i reads keys i - window + 1 .. i. Compute per query is
+# bounded by the window instead of growing with position, and a decoder can evict keys
+# older than the window, so its cache stops growing at `window` tokens. The price: a
+# token more than window - 1 back is invisible to this layer (stacked layers see further,
+# one window per layer).
+
+
+def sliding_window_attention(x, w, n_heads, window, meter):
+    """Causal MHA restricted to the last `window` tokens (Mistral pairs this with GQA)."""
+    return mha(x, w, n_heads, meter, window=window)
+
+
+# --- Multi-head latent attention (MLA, DeepSeek-V2): cache a small latent, not k and v ---
+# Every token's keys and values are generated from one shared latent vector:
+#     c_t = W_dkv x_t          (d_latent floats: the ONLY thing cached)
+#     k_t = W_uk c_t,  v_t = W_uv c_t   (full per-head keys and values, rebuilt on use)
+# Unlike MQA, every head still gets its own keys and values (W_uk and W_uv have a block
+# per head), so the cache is as small as MQA's while the heads stay distinct.
+# This function rebuilds k and v explicitly, which is clearest and is what the multiply
+# count measures. DeepSeek's decode trick: q_h . (W_uk_h c) = (W_uk_h^T q_h) . c, so W_uk
+# can be absorbed into the query side and W_uv into wo, and attention reads c directly.
+# Subtle: real MLA also caches a small extra key carrying RoPE position information
+# (position does not commute with that absorption); this layer has no positions at all,
+# so there is no such key here.
+
+
+def mla(x, w, n_heads, meter, window=None):
+    """Causal multi-head latent attention with weights wq, w_dkv, w_uk, w_uv, wo."""
+    mask = attention_mask(len(x), window)
+    q = split_heads(project(x, w["wq"], meter), n_heads)
+    c = project(x, w["w_dkv"], meter)  # down-projection: d_model -> d_latent
+    meter.store(c)  # d_latent floats per token: the whole cache
+    k = split_heads(project(c, w["w_uk"], meter), n_heads)  # up-projections rebuild per-head k, v
+    v = split_heads(project(c, w["w_uv"], meter), n_heads)
+    heads = [scaled_dot_product_attention(q[h], k[h], v[h], mask, meter) for h in range(n_heads)]
+    return project(merge_heads(heads), w["wo"], meter)
+
+
+# --- Converting a trained MHA layer into the cheaper variants ---
+# GQA paper recipe: the key (and value) projection of a group's shared head is the MEAN
+# of the projections of the heads in that group. Since k = W_k x is linear in W_k, this is
+# the same as averaging those heads' keys. It works when the averaged heads were nearly
+# the same; the paper then "uptrains" the model for ~5% of its pre-training compute to
+# repair what averaging lost. There is no uptraining here: we see the raw loss.
+
+
+def mean_pool_kv_heads(w_rows, n_heads, n_kv_heads):
+    """Average the rows of the heads in each group: n_heads heads -> n_kv_heads heads.
+
+    Row r of the pooled head g = mean over heads h in group g of row r of head h.
+    math.fsum makes the mean of identical heads exactly that head (so at eps = 0 the
+    pooled variants reproduce MHA bit for bit, and no rounding muddies the comparison).
+    Example (head_dim 1): mean_pool_kv_heads([[1.0], [3.0], [5.0], [7.0]], 4, 2) -> [[2.0], [6.0]]
+    """
+    head_dim = len(w_rows) // n_heads
+    group_size = n_heads // n_kv_heads
+    pooled = []
+    for g in range(n_kv_heads):
+        members = range(g * group_size, (g + 1) * group_size)
+        for r in range(head_dim):
+            rows = [w_rows[h * head_dim + r] for h in members]
+            pooled.append([math.fsum(col) / group_size for col in zip(*rows)])
+    return pooled
+
+
+def mha_to_gqa(w, n_heads, n_kv_heads):
+    """GQA weights from MHA weights (n_kv_heads = 1 gives MQA); queries and wo are kept."""
+    return {
+        "wq": w["wq"],
+        "wk": mean_pool_kv_heads(w["wk"], n_heads, n_kv_heads),
+        "wv": mean_pool_kv_heads(w["wv"], n_heads, n_kv_heads),
+        "wo": w["wo"],
+    }
+
+
+# MLA from MHA: stack the key and value projections into one matrix M = [W_k; W_v]
+# (all heads, 2 * n_heads * head_dim rows). MLA computes [k; v] = W_up W_dkv x, a map of
+# rank d_latent, so the best it can do is the best rank-d_latent approximation of M. By
+# Eckart-Young that is M U U^T, where U holds the top d_latent eigenvectors of M^T M
+# (the top right singular vectors of M): W_dkv = U^T and W_up = M U. (Best for inputs x
+# with uncorrelated unit-variance entries, which is what this script feeds the layer.)
+# MQA's pooled heads are ALSO a rank-2*head_dim approximation of M, so with
+# d_latent = 2 * head_dim, MLA's weight error can only be smaller than MQA's. DeepSeek
+# trains MLA from scratch; converting a trained MHA model by such a factorization is an
+# idea later work took up, again followed by fine-tuning.
+
+
+def gram_schmidt(vectors):
+    """Orthonormalize a list of vectors in order (modified Gram-Schmidt).
+
+    Example: gram_schmidt([[3.0, 0.0], [1.0, 2.0]]) -> [[1.0, 0.0], [0.0, 1.0]]
+    """
+    basis = []
+    for vec in vectors:
+        u = list(vec)
+        for b in basis:
+            c = sum(ui * bi for ui, bi in zip(u, b))
+            u = [ui - c * bi for ui, bi in zip(u, b)]
+        norm = math.sqrt(sum(ui * ui for ui in u))
+        basis.append([ui / norm for ui in u])
+    return basis
+
+
+def top_eigenvectors(sym, r):
+    """The r leading eigenvectors of a symmetric positive semi-definite matrix, as rows.
+
+    Orthogonal iteration: multiply r vectors by the matrix and re-orthonormalize, again
+    and again; components along small eigenvalues shrink relative to large ones each
+    round. We stop when the captured energy sum_i u_i^T A u_i stops growing, because
+    the low-rank approximation error is (trace A) - energy: the energy is what we need
+    exactly. Subtle: energy is quadratic in the vectors' error, so when the energy has
+    settled to ~1e-12 the vectors themselves are only good to ~1e-6. The start is a
+    fixed random draw (its own RNG), so the result is deterministic. Each vector's sign
+    is fixed so its largest component is positive.
+    Example: top_eigenvectors([[3.0, 0.0], [0.0, 1.0]], 1) -> [[1.0, 0.0]] (to ~1e-6)
+    """
+    n = len(sym)
+    rng = random.Random(0)
+    basis = gram_schmidt([[rng.gauss(0.0, 1.0) for _ in range(n)] for _ in range(r)])
+    energy = -1.0
+    for _ in range(LOWRANK_MAX_ITERS):
+        images = [[sum(a * b for a, b in zip(row, u)) for row in sym] for u in basis]  # A u_i
+        new_energy = sum(sum(a * b for a, b in zip(u, au)) for u, au in zip(basis, images))
+        basis = gram_schmidt(images)
+        if new_energy - energy <= LOWRANK_TOL * abs(new_energy):
+            break
+        energy = new_energy
+    return [u if max(u, key=abs) > 0 else [-ui for ui in u] for u in basis]
+
+
+def mha_to_mla(w, d_latent):
+    """MLA weights from MHA weights by the best rank-d_latent factorization of [W_k; W_v]."""
+    m = w["wk"] + w["wv"]  # list concatenation: the rows of W_k, then the rows of W_v
+    cols = list(zip(*m))
+    gram = [[sum(a * b for a, b in zip(ci, cj)) for cj in cols] for ci in cols]  # M^T M
+    u = top_eigenvectors(gram, d_latent)  # rows u_1..u_r: the latent directions of x
+    # W_up = M U: entry (row, j) = row . u_j, split back into its key and value halves
+    return {
+        "wq": w["wq"],
+        "w_dkv": u,
+        "w_uk": [[sum(a * b for a, b in zip(row, uj)) for uj in u] for row in w["wk"]],
+        "w_uv": [[sum(a * b for a, b in zip(row, uj)) for uj in u] for row in w["wv"]],
+        "wo": w["wo"],
+    }
+
+
+# === ANALYSIS ===
+# Costs in closed form, checked against the meter; then quality against MHA.
+
+
+def query_key_pairs(seq_len, span):
+    """Allowed (query, key) pairs of a causal mask whose rows see at most `span` keys:
+    sum_i min(i + 1, span) = span (span + 1) / 2 + (seq_len - span) * span.
+
+    Example: query_key_pairs(4, 4) -> 10 (causal: 1+2+3+4); query_key_pairs(4, 2) -> 7 (1+2+2+2)
+    """
+    span = min(span, seq_len)
+    return span * (span + 1) // 2 + (seq_len - span) * span
+
+
+def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, window):
+    """Multiplies and memory of one forward pass, from the shapes alone.
+
+    Per token, with H = n_heads, d = head_dim, D = d_model and G key/value heads:
+      wq and wo: 2 * D * H * d       k and v projections: 2 * D * G * d
+      MLA instead: D * d_latent (down) + 2 * d_latent * H * d (up to k and v)
+    Attention core, per allowed (query, key) pair and per query head: d for q . k and
+    d for the weighted sum of v, i.e. 2 * H * d * pairs in total, for EVERY variant:
+    GQA/MQA share keys between heads but each query head still does its own scoring.
+    KV cache per token: 2 * G * d (k and v), or d_latent for MLA.
+    Example: analytic_costs("mqa", 2, 4, 2, 1, 2, 2)["kv_floats_per_token"] -> 4
+    """
+    head_dim = d_model // n_heads
+    span = window if variant == "swa" else seq_len
+    pairs = query_key_pairs(seq_len, span)
+    hd = n_heads * head_dim
+    q_and_o = 2 * d_model * hd  # per token, and the same number of weights
+    if variant == "mla":
+        kv_per_token_mults = d_model * d_latent + 2 * d_latent * hd
+        params_kv = d_latent * d_model + 2 * hd * d_latent
+        kv_floats = d_latent
+    else:
+        kv_heads = {"mha": n_heads, "swa": n_heads, "gqa": n_kv_heads, "mqa": 1}[variant]
+        kv_per_token_mults = 2 * d_model * kv_heads * head_dim
+        params_kv = kv_per_token_mults
+        kv_floats = 2 * kv_heads * head_dim
+    return {
+        "mults": seq_len * (q_and_o + kv_per_token_mults) + 2 * hd * pairs,
+        "params": q_and_o + params_kv,
+        "kv_floats_per_token": kv_floats,
+        "kv_cache_floats": kv_floats * min(span, seq_len),  # what a decoder holds at the end
+    }
+
+
+def count_params(w):
+    """Floats held in the weight matrices. Example: count_params({"a": [[1.0, 2.0]]}) -> 2"""
+    return sum(len(row) for mat in w.values() for row in mat)
+
+
+def run_variant(variant, x, mha_w, meter):
+    """Convert the MHA weights for `variant` and run it on x; returns (output, weights used)."""
+    if variant == "mha":
+        return mha(x, mha_w, N_HEADS, meter), mha_w
+    if variant == "swa":
+        return sliding_window_attention(x, mha_w, N_HEADS, WINDOW, meter), mha_w
+    if variant == "gqa":
+        w = mha_to_gqa(mha_w, N_HEADS, N_KV_HEADS)
+        return gqa(x, w, N_HEADS, meter), w
+    if variant == "mqa":
+        w = mha_to_gqa(mha_w, N_HEADS, 1)
+        return mqa(x, w, N_HEADS, meter), w
+    w = mha_to_mla(mha_w, D_LATENT)
+    return mla(x, w, N_HEADS, meter), w
+
+
+def measured_costs(variant, x, mha_w):
+    """Run the variant once under a fresh Meter and report what it actually used."""
+    meter = Meter()
+    out, w = run_variant(variant, x, mha_w, meter)
+    per_token = meter.cached_floats / len(x)
+    return out, {
+        "mults": meter.mults,
+        "params": count_params(w),
+        "kv_floats_per_token": per_token,
+        "kv_cache_floats": per_token * meter.max_keys,
+    }
+
+
+def cosine(a, b):
+    """cos(a, b) = a . b / (|a| |b|): 1 = same direction, 0 = unrelated.
+
+    Example: cosine([1.0, 0.0], [1.0, 1.0]) -> 0.7071... (= 1 / sqrt(2))
+    """
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b)) / (na * nb)
+
+
+def count_nonfinite(rows):
+    """Output entries that are NaN or +-inf. Example: count_nonfinite([[1.0, float("nan")]]) -> 1"""
+    return sum(not math.isfinite(val) for row in rows for val in row)
+
+
+def progress(step, total, message, start):
+    """Stage, message, elapsed and ETA: in place on a terminal, one plain line per stage in a log."""
+    elapsed = time.perf_counter() - start
+    eta = elapsed / step * (total - step)
+    line = f"stage {step}/{total} | {message} | {elapsed:5.1f}s elapsed | eta {eta:5.1f}s"
+    if sys.stdout.isatty():
+        print("\r" + line, end="\n" if step == total else "", flush=True)
+    else:
+        print(line, flush=True)
+
+
+def quality_sweep(trials):
+    """Mean cosine similarity to MHA's output, per variant and eps.
+
+    For each eps and trial: build the MHA layer, convert it, run every variant on the
+    trial's input, and compare each output position's vector with MHA's. The result
+    averages over all positions of all trials. Also returns the count of non-finite
+    output entries seen.
+    """
+    cos = {}
+    nonfinite = 0
+    start = time.perf_counter()
+    for stage, eps in enumerate(EPS_SWEEP, 1):
+        sums = dict.fromkeys(VARIANTS, 0.0)
+        for trial in trials:
+            mha_w = mha_weights(trial, eps)
+            outputs = {v: run_variant(v, trial["x"], mha_w, Meter())[0] for v in VARIANTS}
+            for v, out in outputs.items():
+                nonfinite += count_nonfinite(out)
+                sums[v] += sum(cosine(a, b) for a, b in zip(out, outputs["mha"])) / len(out)
+        for v in VARIANTS:
+            cos[(v, eps)] = sums[v] / len(trials)
+        message = f"eps {eps:<3g} | cos to MHA: " + "  ".join(f"{v} {cos[(v, eps)]:.4f}" for v in VARIANTS[1:])
+        progress(stage, len(EPS_SWEEP), message, start)
+    return cos, nonfinite
+
+
+def mask_picture(mask):
+    """Rows are queries i, columns keys j; 'x' = may attend, '.' = masked.
+
+    Example: mask_picture(attention_mask(3)) -> ['x..', 'xx.', 'xxx']
+    """
+    return ["".join("x" if ok else "." for ok in row) for row in mask]
+
+
+def main():
+    t0 = time.perf_counter()
+    print(f"one attention layer: d_model {D_MODEL}, {N_HEADS} query heads of dim {HEAD_DIM}, sequence of {SEQ_LEN} tokens")
+    print(f"GQA {N_KV_HEADS} kv heads (groups of {N_HEADS // N_KV_HEADS}); MQA 1 kv head; window {WINDOW}; MLA latent {D_LATENT}")
+
+    # --- the masks: who may read whom ---
+    causal, window = mask_picture(attention_mask(SEQ_LEN)), mask_picture(attention_mask(SEQ_LEN, WINDOW))
+    print(f"\nmasks (row = query i, column = key j, x = attends):\n  {'causal':{SEQ_LEN + 4}}sliding window {WINDOW}")
+    for i, (a, b) in enumerate(zip(causal, window)):
+        print(f"  {i:2d} {a}  {i:2d} {b}")
+
+    # --- costs: formulas against the meter, for every variant ---
+    trials = [draw_trial(random.Random(SEED + t)) for t in range(N_TRIALS)]
+    probe = mha_weights(trials[0], 0.1)
+    costs, meter_costs, flops_checked, flops_mismatches, nonfinite = {}, {}, 0, 0, 0
+    print("\ncosts of one forward pass (mults = multiplies = multiply-adds), formula vs meter:")
+    for v in VARIANTS:
+        out, measured = measured_costs(v, trials[0]["x"], probe)
+        formula = analytic_costs(v, SEQ_LEN, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
+        flops_checked += 1
+        flops_mismatches += formula != measured
+        nonfinite += count_nonfinite(out)
+        costs[v], meter_costs[v] = formula, measured
+        status = "match" if formula == measured else f"MISMATCH (meter {measured})"
+        print(
+            f"  {v}: {formula['mults']:6d} mults, {formula['params']:5d} weights,"
+            f" {formula['kv_floats_per_token']:3d} kv floats/token  {status}"
+        )
+        print(f"       last output position, first 4 dims: {[round(val, 4) for val in out[-1][:4]]}")
+
+    # --- stability: huge inputs make logits ~1e6; max-subtracted softmax must survive ---
+    stress_x = [[val * STRESS_SCALE for val in row] for row in trials[0]["x"]]
+    stress_bad = sum(count_nonfinite(run_variant(v, stress_x, probe, Meter())[0]) for v in VARIANTS)
+    nonfinite += stress_bad
+    print(f"\nstress test, inputs x {STRESS_SCALE:g}: {stress_bad} non-finite output entries")
+
+    # --- quality: how close is each cheaper variant to MHA, as heads grow less alike ---
+    print(f"\nquality sweep: {N_TRIALS} random layers per eps, cosine to MHA averaged over all {SEQ_LEN} positions")
+    cos, sweep_bad = quality_sweep(trials)
+    nonfinite += sweep_bad
+    monotone_violations = sum(
+        cos[(v, b)] > cos[(v, a)] for v in ("gqa", "mqa") for a, b in zip(EPS_SWEEP, EPS_SWEEP[1:])
+    )
+    mqa_above_gqa = sum(cos[("mqa", e)] > cos[("gqa", e)] for e in EPS_SWEEP)
+    group_size = N_HEADS // N_KV_HEADS
+    print(
+        "\nWhy: averaging heads keeps their shared part and washes out their private parts.\n"
+        f"With redundant heads (eps 0.1) GQA keeps cosine {cos[('gqa', 0.1)]:.3f} and MQA {cos[('mqa', 0.1)]:.3f}; with\n"
+        f"independent heads (eps 1) they fall to {cos[('gqa', 1.0)]:.3f} and {cos[('mqa', 1.0)]:.3f}: the pooled head is an\n"
+        f"average of unrelated heads and matches none of them. MQA averages all {N_HEADS} heads, GQA\n"
+        f"only {group_size}, so MQA keeps less of each head's own part. Trained heads are partly redundant,\n"
+        "which is what the GQA paper relies on, and it still uptrains after pooling.\n"
+        f"MLA, caching {D_LATENT} floats per token like MQA, keeps (by SVD) the best rank-{D_LATENT} part of\n"
+        f"all heads together (eps 1: {cos[('mla', 1.0)]:.3f}). The sliding window's gap"
+        f" ({cos[('swa', 1.0)]:.3f} at eps 1) has another\n"
+        f"cause: it is the context beyond {WINDOW} tokens that the window drops.\n"
+    )
+
+    # --- what the savings look like at a realistic length (formulas only) ---
+    long_t = 4096
+    long_costs = {v: analytic_costs(v, long_t, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW) for v in VARIANTS}
+    print(
+        f"at {long_t} tokens (formulas): MHA {long_costs['mha']['mults']:.3g} mults, sliding window "
+        f"{long_costs['swa']['mults']:.3g}; KV cache MHA {long_costs['mha']['kv_cache_floats']} floats, "
+        f"sliding window {long_costs['swa']['kv_cache_floats']}, MLA {long_costs['mla']['kv_cache_floats']}"
+    )
+
+    seconds = time.perf_counter() - t0
+    # the returned KV numbers are the meter's: what the code stored, not what a formula says
+    kv = {v: int(meter_costs[v]["kv_floats_per_token"]) for v in VARIANTS}
+    print("\n=== SUMMARY ===")
+    cos_heads = "".join(f"{'cos eps=' + format(e, 'g'):>12}" for e in EPS_SWEEP)
+    print(f"{'variant':7} {'mults':>6} {'weights':>7} {'kv/token':>8} {'kv cache':>8}{cos_heads}")
+    for v in VARIANTS:
+        c = costs[v]
+        cos_row = "".join(f"{cos[(v, e)]:12.4f}" for e in EPS_SWEEP)
+        print(f"{v:7} {c['mults']:6d} {c['params']:7d} {c['kv_floats_per_token']:8d} {c['kv_cache_floats']:8d}{cos_row}")
+    print("(mults = multiplies = multiply-adds; kv cache = floats a decoder holds after all tokens;")
+    print(f" cos = cosine of each output vector to MHA's; MLA is converted from MHA by a rank-{D_LATENT} SVD)")
+    print(f"non-finite outputs    {nonfinite} (target 0)")
+    print(f"cos at eps 0.1        GQA {cos[('gqa', 0.1)]:.4f}, MQA {cos[('mqa', 0.1)]:.4f} (target > 0.95)")
+    print(f"cos falls with eps    {monotone_violations} rises over GQA and MQA (target 0)")
+    print(f"MQA above GQA         at {mqa_above_gqa} eps values (target 0)")
+    print(f"costs vs meter        {flops_checked} variants checked, {flops_mismatches} mismatches (target 0)")
+    print(f"kv floats per token   MHA {kv['mha']}, GQA {kv['gqa']}, MQA {kv['mqa']}, MLA {kv['mla']} (MLA below MHA and GQA)")
+    print(
+        f"kv ratios             MHA/MQA {kv['mha'] / kv['mqa']:g} (= n_heads {N_HEADS}),"
+        f" GQA/MQA {kv['gqa'] / kv['mqa']:g} (= n_kv_heads {N_KV_HEADS})"
+    )
+    print(f"total time            {seconds:.1f}s")
+    metrics = {
+        "nonfinite_outputs": nonfinite,
+        "cos_monotone_violations": monotone_violations,
+        "mqa_above_gqa_count": mqa_above_gqa,
+        "flops_checked": flops_checked,
+        "flops_mismatches": flops_mismatches,
+        "mha_kv_floats": kv["mha"],
+        "gqa_kv_floats": kv["gqa"],
+        "mqa_kv_floats": kv["mqa"],
+        "mla_kv_floats": kv["mla"],
+        "mha_kv_over_mqa": kv["mha"] / kv["mqa"],
+        "gqa_kv_over_mqa": kv["gqa"] / kv["mqa"],
+        "n_heads": N_HEADS,
+        "n_kv_heads": N_KV_HEADS,
+        "seconds": seconds,
+    }
+    for v in VARIANTS:
+        metrics[f"{v}_mults"] = costs[v]["mults"]
+        for eps in EPS_SWEEP:
+            metrics[f"{v}_cos_eps_{eps:g}"] = cos[(v, eps)]
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
