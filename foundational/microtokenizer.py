@@ -473,8 +473,11 @@ def main():
     shakespeare = load_shakespeare()
     # Held out = everything after the training slice, so no held-out text was seen.
     train_data, heldout_data = shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:]
-    names = load_names()
-    random.shuffle(names)  # names.txt is sorted by popularity; shuffle for a fair split
+    # names.txt repeats 2,539 names: drop repeats (keeping file order) so that no
+    # held-out name is also a training name, then shuffle (the file is sorted by
+    # popularity) for a fair split.
+    names = list(dict.fromkeys(load_names()))
+    random.shuffle(names)
     n_held = int(len(names) * NAMES_HELDOUT_FRAC)
     train_names, held_names = names[:-n_held], names[-n_held:]
     names_train_data = ("\n".join(train_names) + "\n").encode("utf-8")
