@@ -17,6 +17,7 @@ import threading
 import pytest
 
 import microgpt
+from gradcheck import check_grads, rel_err, same_value_and_gradient, weighted_sum
 from microgpt import Value, cross_entropy, linear, rmsnorm, softmax
 
 REL_TOL = 1e-6
@@ -46,32 +47,6 @@ def rmsnorm_ref(x, eps=1e-5):
     return [xi * r for xi in x]
 
 
-# --- gradient checking ---
-
-
-def rel_err(a, b):
-    return abs(a - b) / max(abs(a), abs(b), 1e-8)
-
-
-def check_grads(build, inputs, h=1e-6):
-    """build(list of Values) -> scalar Value. Compare backward() with central differences."""
-    xs = [Value(v) for v in inputs]
-    build(xs).backward()
-    for i, v in enumerate(inputs):
-        plus = list(inputs)
-        minus = list(inputs)
-        plus[i] = v + h
-        minus[i] = v - h
-        numeric = (build([Value(p) for p in plus]).data - build([Value(m) for m in minus]).data) / (2 * h)
-        assert rel_err(xs[i].grad, numeric) < REL_TOL, f"input {i}: autograd {xs[i].grad} vs numeric {numeric}"
-
-
-def weighted_sum(outputs, seed=0):
-    """Reduce a vector output to a scalar with fixed random weights, so every output's gradient matters."""
-    rng = random.Random(seed)
-    return sum((o * rng.uniform(-1, 1) for o in outputs), Value(0.0))
-
-
 PRIMITIVES = {
     "add": (lambda v: v[0] + v[1], [0.7, -1.3]),
     "radd": (lambda v: 2.5 + v[0], [0.7]),
@@ -96,7 +71,7 @@ PRIMITIVES = {
 @pytest.mark.parametrize("name", sorted(PRIMITIVES))
 def test_primitive_gradients_match_finite_differences(name):
     build, inputs = PRIMITIVES[name]
-    check_grads(build, inputs)
+    check_grads(Value, build, inputs)
 
 
 # Each fused op: (fused, reference from primitives, builder: op -> (flat Values -> scalar), inputs)
@@ -123,20 +98,13 @@ FUSED = {
 @pytest.mark.parametrize("name", sorted(FUSED))
 def test_fused_gradients_match_finite_differences(name):
     fused, _, builder, inputs = FUSED[name]
-    check_grads(builder(fused), inputs)
+    check_grads(Value, builder(fused), inputs)
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
 def test_fused_matches_primitives_in_value_and_gradient(name):
     fused, ref, builder, inputs = FUSED[name]
-    a = [Value(v) for v in inputs]
-    b = [Value(v) for v in inputs]
-    out_a, out_b = builder(fused)(a), builder(ref)(b)
-    out_a.backward()
-    out_b.backward()
-    assert rel_err(out_a.data, out_b.data) < 1e-12
-    for x, y in zip(a, b):
-        assert abs(x.grad - y.grad) < 1e-12
+    same_value_and_gradient(Value, builder(fused), builder(ref), inputs)
 
 
 def test_fused_docstring_examples():

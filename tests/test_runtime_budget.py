@@ -27,6 +27,14 @@ def test_check_reads_numbers_and_metric_names():
     assert check({}, "a", "<", 1.0)[0] is False
 
 
+def test_known_misses_carry_a_reason():
+    for script, entry in SCRIPTS.items():
+        for target in entry["targets"]:
+            assert len(target) in (3, 4), f"{script}: {target}"
+            if len(target) == 4:
+                assert "issue" in target[3], f"{script}: a known miss must name the issue that records it"
+
+
 def test_every_registered_script_exists():
     for script in SCRIPTS:
         assert os.path.isfile(os.path.join(ROOT, script)), f"registry names a missing script: {script}"
@@ -51,13 +59,15 @@ def test_script_meets_targets_within_budget(script, tmp_path, request):
     result = json.loads(out.read_text())
     metrics = result["metrics"]
 
-    checks = []
-    for metric, op, bound in entry["targets"]:
+    checks, unexpected = [], []
+    for metric, op, bound, *known_miss in entry["targets"]:
         ok, bound_value = check(metrics, metric, op, bound)
         shown_bound = f"{bound} = {bound_value}" if isinstance(bound, str) else bound
-        checks.append((metric, op, shown_bound, metrics.get(metric, "missing"), ok))
+        checks.append((metric, op, shown_bound, metrics.get(metric, "missing"), ok, known_miss[0] if known_miss else ""))
+        if ok == bool(known_miss):
+            unexpected.append(checks[-1])
     within_budget = result["seconds"] <= entry["budget_s"]
-    passed = within_budget and all(c[-1] for c in checks)
+    passed = within_budget and not unexpected
     request.config.stash[BUDGET_ROWS].append(
         {
             "script": script,
@@ -70,6 +80,8 @@ def test_script_meets_targets_within_budget(script, tmp_path, request):
         }
     )
 
-    missed = [f"{m} = {v} (target {op} {b})" for m, op, b, v, ok in checks if not ok]
+    missed = [f"{m} = {v} (target {op} {b})" for m, op, b, v, ok, known in unexpected if not ok]
+    stale = [f"{m} = {v} (target {op} {b}) now passes: remove its known-miss mark" for m, op, b, v, ok, known in unexpected if ok]
     assert not missed, f"{script} missed targets: " + "; ".join(missed)
+    assert not stale, f"{script}: " + "; ".join(stale)
     assert within_budget, f"{script} took {result['seconds']:.1f}s, over its {entry['budget_s']}s budget"
