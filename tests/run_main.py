@@ -17,7 +17,20 @@ import time
 
 
 def peak_mb():
-    """Peak resident set size of this process in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process in MB.
+
+    Subtle: ru_maxrss survives fork and exec on Linux, so a child started by a 50 MB
+    pytest process would report at least 50 MB whatever it did. VmHWM in
+    /proc/self/status is the high-water mark of this program's own address space, so
+    use it where it exists; elsewhere fall back to ru_maxrss (KB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
