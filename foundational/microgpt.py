@@ -4,8 +4,9 @@ dependency-free Python: embeddings, causal self-attention, RMSNorm, an MLP, resi
 connections, cross-entropy, Adam, and the scalar autograd engine that computes every
 gradient.
 
-It learns to write names from the 29,494 distinct names in makemore's names.txt, one character
-at a time, measures its loss on names it never trained on, and then invents new names.
+It learns to write names from the 29,494 distinct names in makemore's names.txt, one
+character at a time, measures its loss on names it never trained on, and then invents
+new names.
 
 Attribution: inspired by Andrej Karpathy's microgpt.py, micrograd (the scalar autograd
 engine) and makemore (the names dataset and the character-level task). This file is
