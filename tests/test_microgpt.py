@@ -5,6 +5,7 @@ against the same computation built from the Value primitives (the *_ref function
 below, which tests/bench_autograd.py also uses as the "unfused" model).
 """
 
+import gc
 import http.server
 import math
 import os
@@ -311,3 +312,28 @@ def test_value_has_every_operation_the_interface_doc_lists():
     assert len(methods) >= 15
     missing = [m for m in methods if not callable(getattr(Value, m, None))]
     assert not missing, f"documented but not implemented: {missing}"
+
+
+def test_progress_rewrites_one_line_on_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    for step in range(1, 4):
+        microgpt.progress(step, 3, 2.5, start=0.0, every=100)
+    out = capsys.readouterr().out
+    assert out.count("\r") == 3 and out.count("\n") == 1 and out.endswith("\n")
+    assert "step    3/3" in out and "eta" in out
+
+
+def test_progress_prints_periodic_plain_lines_in_a_log(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    for step in range(1, 251):
+        microgpt.progress(step, 250, 2.5, start=0.0, every=100)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("|")[0].strip() for line in lines] == ["step  100/250", "step  200/250", "step  250/250"]
+    assert "\r" not in "".join(lines)
+
+
+def test_cycle_collector_is_paused_inside_and_restored_after():
+    assert gc.isenabled()
+    with microgpt.cycle_collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()

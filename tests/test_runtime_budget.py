@@ -1,8 +1,9 @@
 """The runtime-budget harness: every registered script, end to end, in a fresh process.
 
 Runs only with `pytest --full`. For each script in tests/registry.py it starts
-tests/run_main.py in a new interpreter, then asserts the wall time against the budget
-and every metric target against what main() returned. The table of results is printed
+tests/run_main.py in a new interpreter (with an ASCII-only stdout, like a console that is
+not UTF-8), then asserts the wall time against the budget and every metric target
+against what main() returned. The table of results is printed
 at the end of the pytest run (see conftest.py).
 """
 
@@ -46,9 +47,13 @@ def test_script_meets_targets_within_budget(script, tmp_path, request):
         pytest.skip("the runtime-budget harness runs with --full")
     entry = SCRIPTS[script]
     out = tmp_path / "result.json"
+    # An ASCII-only stdout, as on a console that is not UTF-8: a script that prints an
+    # unescaped emoji fails here with UnicodeEncodeError instead of on a user's machine.
+    env = dict(os.environ, PYTHONIOENCODING="ascii:strict", LC_ALL="C")
     proc = subprocess.run(
         [sys.executable, RUNNER, os.path.join(ROOT, script), str(out)],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         # A hung script must not eat CI's whole time: give it 50% over its budget.
