@@ -175,8 +175,8 @@ def prepare_data():
 
 
 class Value:
-    # __slots__: no per-object __dict__. A training step creates ~100,000 Values, so
-    # smaller objects and faster attribute access are a measurable share of the time.
+    # __slots__: no per-object __dict__, so each Value is smaller and its attributes
+    # are faster to reach. A step creates ~3,000 Values (fused) and walks their edges.
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
@@ -488,7 +488,8 @@ def progress(step, total, loss, start, every):
 def cycle_collector_paused():
     """Pause Python's cycle-detecting garbage collector inside a with-block.
 
-    A training step builds ~100,000 graph objects and drops them all at the end. The
+    A training step builds ~3,000 Values, each with two tuples (~9,000 objects), and
+    drops them all at the end. The
     graph has no reference cycles (a node points only at its children), so reference
     counting alone frees it; the cycle collector would only rescan those objects again
     and again (measured: ~15% of a microgpt step).

@@ -144,8 +144,8 @@ def load_names():
 
 
 class Value:
-    # __slots__: no per-object __dict__. A training step creates ~100,000 Values, so
-    # smaller objects and faster attribute access are a measurable share of the time.
+    # __slots__: no per-object __dict__, so each Value is smaller and its attributes
+    # are faster to reach. A GRU step creates ~7,700 Values with ~220,000 edges.
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
@@ -486,7 +486,8 @@ def progress(step, total, loss, start, every):
 def cycle_collector_paused():
     """Pause Python's cycle-detecting garbage collector inside a with-block.
 
-    A training step builds ~200,000 graph objects and drops them all at the end. The
+    A GRU training step builds ~7,700 Values, each with two tuples (~23,000 objects),
+    and drops them all at the end. The
     graph has no reference cycles, so reference counting alone frees it; the cycle
     collector would only rescan those objects again and again (15-30% of the run).
     """
