@@ -7,6 +7,14 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIERS = ("foundational", "alignment", "systems")
+# Every script of the collection, as "tier/name.py": the contract test and the harness
+# both range over this list, so a new script cannot escape either.
+SCRIPTS = sorted(
+    f"{tier}/{name}"
+    for tier in TIERS
+    for name in os.listdir(os.path.join(ROOT, tier))
+    if name.endswith(".py") and not name.startswith("_")
+)
 
 # Tests import scripts by their bare name (`import microgpt`), as a reader would.
 for tier in TIERS:

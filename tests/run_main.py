@@ -5,11 +5,14 @@ Usage: python tests/run_main.py tier/script.py OUT.json
 The harness starts this file in a new interpreter for every script, so no state (a
 seeded RNG, a cached module, memory already held) leaks from one script into the next.
 The script's own output goes to stdout as usual; the JSON file holds the returned
-metrics plus the wall seconds of import + main() and this process's peak resident MB.
+metrics, the script's TARGETS each judged by the script's own check_target() (the very
+function its summary used for PASS/MISS), the wall seconds of import + main(), and this
+process's peak resident MB.
 """
 
 import importlib.util
 import json
+import numbers
 import os
 import resource
 import sys
@@ -45,8 +48,15 @@ def run(script_path, out_path):
     seconds = time.perf_counter() - t0
     if not isinstance(metrics, dict):
         raise TypeError(f"{script_path}: main() returned {type(metrics).__name__}, not a dict of metrics")
+    not_numbers = sorted(k for k, v in metrics.items() if not isinstance(v, numbers.Real))
+    if not_numbers:
+        raise TypeError(f"{script_path}: main() must return a flat dict of numbers; not numbers: {not_numbers}")
+    targets = []
+    for metric, op, bound in module.TARGETS:
+        ok, limit = module.check_target(metrics, metric, op, bound)
+        targets.append({"metric": metric, "op": op, "bound": bound, "limit": limit, "ok": ok, "value": metrics.get(metric)})
     with open(out_path, "w") as f:
-        json.dump({"metrics": metrics, "seconds": seconds, "peak_mb": peak_mb()}, f)
+        json.dump({"metrics": metrics, "targets": targets, "seconds": seconds, "peak_mb": peak_mb()}, f)
 
 
 if __name__ == "__main__":
