@@ -24,6 +24,7 @@ written from scratch for the no-magic collection.
 
 import hashlib
 import math
+import operator
 import os
 import random
 import re
@@ -45,7 +46,24 @@ NAMES_HELDOUT_FRAC = 0.1  # the last 10% of the shuffled names are never trained
 MIN_PAIR_COUNT = 2  # a pair seen only once is memorisation, not a pattern: training stops there
 NAIVE_MERGES = 48  # merges run by the slow from-scratch trainer, only to time it against the fast one
 TABLE_MERGES = (0, 16, 64, 128, 256, 512, NUM_MERGES)  # rows of the vocabulary-size / sequence-length table
-PROGRESS_EVERY = 128  # merges between progress lines when stdout is a log, not a terminal
+
+# === TARGETS ===
+# What this file claims, as data: (metric, op, bound), where a bound that is a string
+# names another metric of the same run. The summary prints PASS or MISS for each, and
+# the runtime-budget harness (tests/test_runtime_budget.py) checks this same list.
+TARGETS = [
+    # Lossless: every held-out text, name and hard string, through both tokenizers.
+    ("roundtrip_failures", "==", 0),
+    # Raw bytes give 1.0 byte/token; the learned table must make unseen text 1.5x shorter.
+    ("heldout_compression", ">=", 1.5),
+    # The trivial method with the same budget: up to the 768 most frequent byte pairs,
+    # counted once (pair_vocabulary). Its tokens are at most 2 bytes; BPE's repeated
+    # merging builds longer ones, and must buy 25% more bytes per token with them.
+    ("bpe_over_pairs", ">=", 1.25),
+    # Merges learn their domain: on unseen names, the names tokenizer (256 merges) beats
+    # the Shakespeare tokenizer, though the latter has three times the merges.
+    ("names_compression", ">", "shakespeare_tokenizer_on_names"),
+]
 
 # === DATA ===
 # Each script carries its own small loader so it stands alone. The file is downloaded
@@ -78,32 +96,38 @@ def fetch(url, filename, sha256):
     The download goes to a temporary file in the same folder and is renamed into place
     only after its checksum passes, so an interrupted run never leaves a corrupt cache.
     Offline, it exits with a message naming the URL and where to put the file by hand.
+    Subtle: sha256=None is for files whose bytes are not pinned upstream; then nothing
+    is verified here, and the caller must check the content's shape itself.
     """
     folder = data_dir()
     path = os.path.join(folder, filename)
     problem = ""
     if os.path.exists(path):
-        if sha256_of(path) == sha256:
+        if sha256 is None or sha256_of(path) == sha256:
             return path
         problem = f"the cached copy at {path} fails its sha256 check, and "
     print(f"downloading {url} -> {path}")
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             payload = response.read()
-    except (urllib.error.URLError, OSError) as e:  # no network, DNS failure, timeout, refused
+    except (urllib.error.URLError, OSError) as e:
+        # No network, DNS failure, timeout, refused connection: all end here, and the
+        # reader gets instructions instead of a traceback.
         sys.exit(
             f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
             f"Download that file by hand and save it as:\n  {path}\n"
             f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
         )
-    if hashlib.sha256(payload).hexdigest() != sha256:
+    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
         sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
-        os.replace(tmp, path)  # atomic on one filesystem: readers see old file or new, never half
+        # Renaming is atomic on one filesystem: a reader sees the old file or the new
+        # one, never half of it, even if this process is killed mid-write.
+        os.replace(tmp, path)
     except OSError as e:
         sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
     return path
@@ -119,6 +143,25 @@ def load_names():
     """names.txt -> list of lowercase names, one per non-empty line."""
     with open(fetch(NAMES_URL, NAMES_FILE, NAMES_SHA256), encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def prepare_data():
+    """Both corpora, each split into what the tokenizers train on and what they never see.
+
+    Returns (train_data, heldout_data, train_names, held_names): Shakespeare's first
+    TRAIN_BYTES bytes and every byte after them; the names, deduplicated and shuffled,
+    with the last NAMES_HELDOUT_FRAC held out.
+    """
+    shakespeare = load_shakespeare()
+    # Held out = everything after the training slice, so no held-out text was seen.
+    train_data, heldout_data = shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:]
+    # Subtle: names.txt repeats 2,539 names. Drop repeats first (dict.fromkeys keeps the
+    # file's order) so no held-out name is also a training name, then shuffle: the file
+    # is sorted by popularity, and the split must not be.
+    names = list(dict.fromkeys(load_names()))
+    random.shuffle(names)
+    n_held = int(len(names) * NAMES_HELDOUT_FRAC)
+    return train_data, heldout_data, names[:-n_held], names[-n_held:]
 
 
 # === MODEL ===
@@ -149,7 +192,9 @@ def split_chunks(data):
 
     Every byte is a letter, digit, whitespace or "other", and each class has an
     alternative in the pattern, so findall skips nothing: b"".join(chunks) == data.
-    Example: split_chunks(b"Hi  there, you!\n") -> [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
+
+    >>> split_chunks(b"Hi  there, you!\n")
+    [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
     """
     return SPLIT_PATTERN.findall(data)
 
@@ -157,11 +202,15 @@ def split_chunks(data):
 def get_stats(ids, counts=None, weight=1):
     """Count each adjacent pair in `ids`, adding `weight` per occurrence into `counts`.
 
-    Example: get_stats([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}
     With weight=10 every occurrence counts ten times: that is how a chunk that appears
     ten times in the corpus is counted once instead of ten times over.
     Subtle: overlapping pairs are all counted, so [5, 5, 5] has (5, 5) twice although
     only one of them can be merged; real BPE trainers (minbpe, GPT-2's) do the same.
+
+    >>> get_stats([1, 2, 3, 1, 2])
+    {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    >>> get_stats([5, 5, 5]), get_stats([1, 2], weight=10)
+    ({(5, 5): 2}, {(1, 2): 10})
     """
     counts = {} if counts is None else counts
     for pair in zip(ids, ids[1:]):
@@ -172,8 +221,10 @@ def get_stats(ids, counts=None, weight=1):
 def merge(ids, pair, new_id):
     """Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right.
 
-    Example: merge([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]
-    Subtle: overlaps resolve to the left: merge([5, 5, 5], (5, 5), 6) -> [6, 5]
+    Subtle: overlaps resolve to the left, so [5, 5, 5] becomes [6, 5], not [5, 6].
+
+    >>> merge([1, 2, 3, 1, 2], (1, 2), 4), merge([5, 5, 5], (5, 5), 6)
+    ([4, 3, 4], [6, 5])
     """
     out, i, n = [], 0, len(ids)
     while i < n:
@@ -190,7 +241,9 @@ def build_vocab(merges):
     """id -> the bytes it stands for: 256 single bytes, then each merge's two parts joined.
 
     A merge's parts always have smaller ids, so one pass in rank order fills everything.
-    Example: build_vocab({(104, 105): 256, (256, 33): 257})[257] -> b'hi!'
+
+    >>> build_vocab({(104, 105): 256, (256, 33): 257})[257]
+    b'hi!'
     """
     vocab = {i: bytes([i]) for i in range(256)}
     for (a, b), new_id in merges.items():
@@ -223,7 +276,8 @@ def build_vocab(merges):
 def chunk_table(data):
     """Distinct chunks of `data` as lists of byte ids, with how often each occurs.
 
-    Example: chunk_table(b"hi hi hi") -> ([[104, 105], [32, 104, 105]], [1, 2])
+    >>> chunk_table(b"hi hi hi")
+    ([[104, 105], [32, 104, 105]], [1, 2])
     """
     counts = Counter(split_chunks(data))
     return [list(chunk) for chunk in counts], list(counts.values())
@@ -232,7 +286,9 @@ def chunk_table(data):
 def best_pair(stats):
     """The most frequent pair; among equally frequent pairs, the smallest one.
 
-    Example: best_pair({(1, 2): 3, (0, 5): 3, (2, 2): 1}) -> (0, 5)
+    >>> best_pair({(1, 2): 3, (0, 5): 3, (2, 2): 1})
+    (0, 5)
+
     Once counts are updated incrementally, this scan over every distinct pair is the
     largest cost left in training. Two plain passes (max over the numbers, then a
     filter) run ~4x faster than one min() calling a Python key function per pair.
@@ -247,7 +303,9 @@ def train_naive(data, num_merges):
     """The textbook loop, recounting every pair from scratch before each merge.
 
     Kept as the reference the fast trainer must agree with, and to time against it.
-    Example: train_naive(b"aaabdaaabac", 2) -> {(97, 97): 256, (97, 98): 257}
+
+    >>> train_naive(b"aaabdaaabac", 2)
+    {(97, 97): 256, (97, 98): 257}
     """
     seqs, freqs = chunk_table(data)
     merges = {}
@@ -263,30 +321,15 @@ def train_naive(data, num_merges):
     return merges
 
 
-def progress(step, total, tokens, start, every):
-    """Merge count, corpus length in tokens, elapsed and ETA: in place on a terminal.
-
-    BPE has no loss; the number it greedily drives down is the length of the training
-    corpus in tokens, so that is what we watch. A carriage-return line that never ends
-    becomes one endless line in a CI log, so when stdout is not a terminal we print a
-    fresh line every `every` merges instead.
-    """
-    elapsed = time.perf_counter() - start
-    eta = elapsed / step * (total - step)
-    line = f"merge {step:4d}/{total} | corpus {tokens:6d} tokens | {elapsed:5.1f}s elapsed | eta {eta:5.1f}s"
-    if sys.stdout.isatty():
-        print("\r" + line, end="\n" if step == total else "", flush=True)
-    elif step % every == 0 or step == total:
-        print(line, flush=True)
-
-
-def train(data, num_merges, report=False):
+def train(data, num_merges):
     """Learn up to `num_merges` merges from `data` with incremental pair counts.
 
     Returns (merges, counts): the ordered merge table and, per merge, how many times
     its pair occurred when it was chosen. Stops early if no pair occurs MIN_PAIR_COUNT
     times. Gives exactly the table train_naive() gives, much faster.
-    Example: train(b"aaabdaaabac", 3) -> ({(97, 97): 256, (97, 98): 257, (256, 257): 258}, [4, 2, 2])
+
+    >>> train(b"aaabdaaabac", 3)
+    ({(97, 97): 256, (97, 98): 257, (256, 257): 258}, [4, 2, 2])
     """
     seqs, freqs = chunk_table(data)
     stats, where = {}, {}  # pair -> weighted count; pair -> indices of chunks holding it
@@ -294,9 +337,7 @@ def train(data, num_merges, report=False):
         for pair in zip(ids, ids[1:]):
             stats[pair] = stats.get(pair, 0) + freq
             where.setdefault(pair, set()).add(i)
-    tokens = len(data)  # corpus length in tokens: one per byte before any merge
     merges, counts = {}, []
-    start = time.perf_counter()
     for rank in range(num_merges):
         pair = best_pair(stats) if stats else None
         if pair is None or stats[pair] < MIN_PAIR_COUNT:
@@ -319,10 +360,7 @@ def train(data, num_merges, report=False):
             for new in zip(merged, merged[1:]):  # ...and its pairs after the merge come back
                 stats[new] = stats.get(new, 0) + freq
                 where.setdefault(new, set()).add(i)
-            tokens -= freq * (len(ids) - len(merged))
             seqs[i] = merged
-        if report:
-            progress(rank + 1, num_merges, tokens, start, every=PROGRESS_EVERY)
     return merges, counts
 
 
@@ -343,9 +381,14 @@ def train(data, num_merges, report=False):
 def encode_chunk(chunk, merges):
     """Token ids of one chunk: apply the merges in rank order until none applies.
 
-    Example: encode_chunk(b"aaab", {(97, 97): 256, (256, 97): 257}) -> [257, 98]
-    Priority, not position: with {(98, 99): 256, (97, 98): 257}, b"abc" -> [97, 256],
-    because (b, c) was learned first although (a, b) comes first in the text.
+    >>> encode_chunk(b"aaab", {(97, 97): 256, (256, 97): 257})
+    [257, 98]
+
+    Priority, not position: (b, c) was learned first, so it wins although (a, b)
+    comes first in the text.
+
+    >>> encode_chunk(b"abc", {(98, 99): 256, (97, 98): 257})
+    [97, 256]
     """
     ids = list(chunk)
     while len(ids) >= 2:
@@ -362,7 +405,9 @@ def encode_bytes(data, merges):
 
     Chunks repeat a lot in real text, so each distinct chunk is encoded once per call
     and looked up after that; the cache is local, so nothing outlives the call.
-    Example: encode_bytes(b"hi hi", {(104, 105): 256}) -> [256, 32, 256]
+
+    >>> encode_bytes(b"hi hi", {(104, 105): 256})
+    [256, 32, 256]
     """
     cache, out = {}, []
     for chunk in split_chunks(data):
@@ -376,13 +421,18 @@ def encode_bytes(data, merges):
 def encode(text, merges):
     r"""Token ids of a str: UTF-8 encode it, then encode the bytes.
 
-    Example: encode("h\u00e9", {}) -> [104, 195, 169]  (the accented e is two bytes)
+    >>> encode("h\u00e9", {})  # the accented e is two bytes
+    [104, 195, 169]
     """
     return encode_bytes(text.encode("utf-8"), merges)
 
 
 def decode_bytes(ids, vocab):
-    """The bytes behind a list of ids. Example: decode_bytes([256, 33], {256: b'hi', 33: b'!'}) -> b'hi!'"""
+    """The bytes behind a list of ids.
+
+    >>> decode_bytes([256, 33], {256: b'hi', 33: b'!'})
+    b'hi!'
+    """
     return b"".join(vocab[i] for i in ids)
 
 
@@ -393,7 +443,9 @@ def decode(ids, vocab):
     middle of a multi-byte character, so invalid UTF-8 becomes U+FFFD instead of an
     exception. Ids from encode() of a str never hit this: their bytes are the original
     valid UTF-8, so strict and lenient decoding agree and the round trip stays exact.
-    Example: decode([104, 195], build_vocab({})) -> 'h\ufffd'
+
+    >>> decode([104, 195], build_vocab({}))
+    'h\ufffd'
     """
     return decode_bytes(ids, vocab).decode("utf-8", errors="replace")
 
@@ -432,8 +484,10 @@ HARD_BYTES = [
 def show(data):
     r"""Printable ASCII form of some bytes: as text if they are valid UTF-8, else as bytes.
 
-    Example: show(b"caf\xc3\xa9") -> "'caf\\xe9'" and show(b"\xc3") -> "b'\\xc3'"
-    (a token holding half of a multi-byte character prints with the b prefix).
+    A token holding half of a multi-byte character prints with the b prefix:
+
+    >>> print(show(b"caf\xc3\xa9"), show(b"\xc3"))
+    'caf\xe9' b'\xc3'
     """
     try:
         return ascii(data.decode("utf-8"))
@@ -444,7 +498,8 @@ def show(data):
 def compression(data, merges):
     """Bytes per token when `data` is encoded with `merges`: 1.0 means no gain.
 
-    Example: compression(b"hi hi", {(104, 105): 256}) -> 5 / 3 = 1.666...
+    >>> compression(b"hi hi", {(104, 105): 256}) == 5 / 3
+    True
     """
     return len(data) / max(1, len(encode_bytes(data, merges)))
 
@@ -454,13 +509,45 @@ def first_merges(merges, k):
 
     Training is greedy, so the first k merges of a long run are exactly what a run
     stopped after k merges learns. One training run therefore gives every row of the
-    vocabulary-size table. Example: first_merges({(1, 2): 256, (256, 3): 257}, 1) -> {(1, 2): 256}
+    vocabulary-size table.
+
+    >>> first_merges({(1, 2): 256, (256, 3): 257}, 1)
+    {(1, 2): 256}
     """
     return dict(islice(merges.items(), k))
 
 
+def pair_vocabulary(data, num_pairs):
+    """The baseline: the num_pairs most frequent byte pairs of `data`, counted ONCE.
+
+    A vocabulary of up to 256 + num_pairs ids, like BPE with num_pairs merges, but no
+    token is ever built from another, so none is longer than 2 bytes and compression
+    can never reach 2.0. Subtle: the pair-counting is BPE's first round alone, and a
+    text has only so many distinct pairs (100 KB of Shakespeare, split into chunks,
+    has fewer than 768), so past that point a bigger budget buys this baseline nothing.
+    It is a valid merge table (ranked by frequency, ties to the smaller pair), so the
+    same encode_bytes() applies it.
+
+    In b"abab ab", (a, b) occurs 3 times; (b, a) and (space, a) once each, and the
+    tie goes to the smaller pair:
+
+    >>> pair_vocabulary(b"abab ab", 2)
+    {(97, 98): 256, (32, 97): 257}
+    """
+    seqs, freqs = chunk_table(data)
+    stats = {}
+    for ids, freq in zip(seqs, freqs):
+        get_stats(ids, stats, freq)
+    ranked = sorted(stats, key=lambda pair: (-stats[pair], pair))[:num_pairs]
+    return {pair: 256 + rank for rank, pair in enumerate(ranked)}
+
+
 def roundtrip_failures(texts, byte_strings, merges, vocab):
-    """How many of the given strings do not survive decode(encode(x)) unchanged."""
+    """How many of the given strings do not survive decode(encode(x)) unchanged.
+
+    >>> roundtrip_failures(["hi hi", ""], [b"\\xffhi"], {(104, 105): 256}, build_vocab({(104, 105): 256}))
+    0
+    """
     bad = [t for t in texts if decode(encode(t, merges), vocab) != t]
     bad += [b for b in byte_strings if decode_bytes(encode_bytes(b, merges), vocab) != b]
     for x in bad[:5]:
@@ -468,24 +555,55 @@ def roundtrip_failures(texts, byte_strings, merges, vocab):
     return len(bad)
 
 
+# === HELPERS ===
+# The same small tools in every script of the collection (tests/test_contract.py keeps
+# the copies identical): here, only the PASS/MISS check of the TARGETS table.
+
+
+TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+def check_target(metrics, metric, op, bound):
+    """Evaluate one (metric, op, bound) target against main()'s metrics: (passed, limit).
+
+    A bound that is a string names another metric of the same run; a missing metric
+    fails. The harness calls this same function on the same TARGETS table.
+
+    >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
+    (True, 2.45)
+    >>> check_target({"acc": 0.4}, "acc", ">=", 0.5)
+    (False, 0.5)
+    """
+    value = metrics.get(metric)
+    limit = metrics.get(bound) if isinstance(bound, str) else bound
+    if value is None or limit is None:
+        return False, limit
+    return bool(TARGET_OPS[op](value, limit)), limit
+
+def report_targets(metrics, targets):
+    """Print one PASS/MISS line per target, under a heading; return how many missed."""
+
+    def show(x):
+        return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
+
+    print("\n=== TARGETS ===")
+    missed = 0
+    for metric, op, bound in targets:
+        ok, limit = check_target(metrics, metric, op, bound)
+        missed += not ok
+        against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
+        print(f"{'PASS' if ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})")
+    return missed
+
+
 def main():
     t0 = time.perf_counter()
-    shakespeare = load_shakespeare()
-    # Held out = everything after the training slice, so no held-out text was seen.
-    train_data, heldout_data = shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:]
-    # names.txt repeats 2,539 names: drop repeats (keeping file order) so that no
-    # held-out name is also a training name, then shuffle (the file is sorted by
-    # popularity) for a fair split.
-    names = list(dict.fromkeys(load_names()))
-    random.shuffle(names)
-    n_held = int(len(names) * NAMES_HELDOUT_FRAC)
-    train_names, held_names = names[:-n_held], names[-n_held:]
+    train_data, heldout_data, train_names, held_names = prepare_data()
     names_train_data = ("\n".join(train_names) + "\n").encode("utf-8")
     names_held_data = ("\n".join(held_names) + "\n").encode("utf-8")
     seqs, freqs = chunk_table(train_data)
-    print(f"shakespeare: {len(train_data)} bytes to train on, {len(heldout_data)} held-out bytes after them")
-    print(f"  the training bytes split into {sum(freqs)} chunks, {len(seqs)} distinct")
-    print(f"names: {len(train_names)} to train on, {n_held} held out")
+    print(f"shakespeare: {len(train_data):,} bytes to train on, {len(heldout_data):,} held-out bytes after them")
+    print(f"  the training bytes split into {sum(freqs):,} chunks, {len(seqs):,} distinct")
+    print(f"names: {len(train_names):,} to train on, {len(held_names):,} held out")
 
     # --- why the incremental update: time both trainers on the same first merges ---
     t = time.perf_counter()
@@ -495,18 +613,18 @@ def main():
     fast, _ = train(train_data, NAIVE_MERGES)
     fast_ms = 1000 * (time.perf_counter() - t) / NAIVE_MERGES
     same = list(naive.items()) == list(fast.items())
-    print(f"\nfirst {NAIVE_MERGES} merges: recount from scratch {naive_ms:.2f} ms/merge, "
-          f"incremental {fast_ms:.2f} ms/merge ({naive_ms / fast_ms:.1f}x); same merges: {'yes' if same else 'NO'}")
+    print(f"\nfirst {NAIVE_MERGES} merges: recount from scratch {naive_ms:.2f} ms/merge,")
+    print(f"  incremental {fast_ms:.2f} ms/merge ({naive_ms / fast_ms:.1f}x); same merges: {'yes' if same else 'NO'}")
 
     # --- train the Shakespeare tokenizer ---
-    print(f"\ntraining {NUM_MERGES} merges on {len(train_data)} bytes of Shakespeare")
+    print(f"\ntraining {NUM_MERGES} merges on {len(train_data):,} bytes of Shakespeare")
     t = time.perf_counter()
-    merges, counts = train(train_data, NUM_MERGES, report=True)
+    merges, counts = train(train_data, NUM_MERGES)
     train_seconds = time.perf_counter() - t
     vocab = build_vocab(merges)
-    print(f"{len(merges)} merges in {train_seconds:.2f}s: vocabulary {len(vocab)} ids")
+    print(f"{len(merges)} merges in {train_seconds:.2f}s: vocabulary {len(vocab):,} ids")
     print("first merges (new token: how often its pair occurred):")
-    print("  " + "  ".join(f"{show(vocab[256 + r])}:{counts[r]}" for r in range(min(8, len(merges)))))
+    print("  " + "  ".join(f"{show(vocab[256 + r])}:{counts[r]:,}" for r in range(min(8, len(merges)))))
     print("last merges (rare by now, mostly whole words):")
     print("  " + "  ".join(f"{show(vocab[256 + r])}:{counts[r]}" for r in range(max(0, len(merges) - 6), len(merges))))
 
@@ -521,18 +639,26 @@ def main():
     for k in TABLE_MERGES:
         sub = first_merges(merges, k)
         n_tokens = len(encode_bytes(heldout_data, sub))
-        train_compression = compression(train_data, sub)
-        print(f"{len(sub):6d} {256 + len(sub):6d} {n_tokens:16d} {len(heldout_data) / n_tokens:21.3f} {train_compression:18.3f}")
-    heldout_compression = len(heldout_data) / n_tokens  # the last row uses the full table
+        print(f"{len(sub):6d} {256 + len(sub):6,d} {n_tokens:16,d} {len(heldout_data) / n_tokens:21.3f} {compression(train_data, sub):18.3f}")
     print("(each row is a smaller vocabulary: the first k merges of the same training run)")
+    # The headline numbers, computed for the full table (not left over from the loop).
+    heldout_compression = compression(heldout_data, merges)
+    train_compression = compression(train_data, merges)
+
+    # --- the baseline: the same vocabulary size without iterating ---
+    pairs = pair_vocabulary(train_data, NUM_MERGES)
+    pairs_compression = compression(heldout_data, pairs)
+    longest = max(len(t) for t in vocab.values())
+    print(f"\nbaseline: up to {NUM_MERGES} most frequent byte pairs, counted once; the text has {len(pairs)}")
+    print(f"  held-out {pairs_compression:.3f} bytes/token; BPE {heldout_compression:.3f}, whose longest token has {longest} bytes")
 
     print("\nhow some words split (each quoted piece is one token):")
     for word in ["First Citizen:", " thou", " king", " Romeo", " brother's", " tokenization", " caf\u00e9"]:
         print(f"  {ascii(word):18} -> {' '.join(show(vocab[i]) for i in encode(word, merges))}")
 
     # --- the same algorithm on names ---
-    print(f"\ntraining {NAMES_MERGES} merges on {len(names_train_data)} bytes of names")
-    names_merges, _ = train(names_train_data, NAMES_MERGES, report=True)
+    print(f"\ntraining {NAMES_MERGES} merges on {len(names_train_data):,} bytes of names")
+    names_merges, _ = train(names_train_data, NAMES_MERGES)
     names_vocab = build_vocab(names_merges)
     for name in ["emma", "christopher", "jaxon", "maximiliano"]:
         print(f"  {name:12} -> {' '.join(show(names_vocab[i]) for i in encode(name, names_merges))}")
@@ -545,11 +671,13 @@ def main():
     print(f"  names tokenizer        {names_on_shakes:14.3f}  {names_compression:8.3f}")
 
     # --- round trips: every held-out text and every hard string, with both tokenizers ---
+    # One string is the whole held-out Shakespeare; then each held-out name on its own.
     texts = [heldout_data.decode("utf-8")] + held_names + HARD_STRINGS
+    n_strings = len(texts) + len(HARD_BYTES)
     failures = roundtrip_failures(texts, HARD_BYTES, merges, vocab)
     failures += roundtrip_failures(texts, HARD_BYTES, names_merges, names_vocab)
-    cases = 2 * (len(texts) + len(HARD_BYTES))
-    print(f"\nround trips: {cases - failures}/{cases} exact. The hard strings, with Shakespeare tokens:")
+    print(f"\nround trips: {n_strings:,} strings, each through both tokenizers: {failures} failures")
+    print("the hard strings, with Shakespeare tokens:")
     for x in HARD_STRINGS + HARD_BYTES:
         ids = encode_bytes(x, merges) if isinstance(x, bytes) else encode(x, merges)
         size = len(x) if isinstance(x, bytes) else len(x.encode("utf-8"))
@@ -558,16 +686,20 @@ def main():
 
     seconds = time.perf_counter() - t0
     print("\n=== SUMMARY ===")
-    print(f"vocabulary            {len(vocab)} ids = 256 bytes + {len(merges)} merges learned in {train_seconds:.2f}s")
+    print(f"vocabulary            {len(vocab):,} ids = 256 bytes + {len(merges)} merges, learned in {train_seconds:.2f}s")
     print(f"training speed        {naive_ms:.2f} ms/merge recounting, {fast_ms:.2f} ms/merge incremental")
-    print(f"held-out compression  {heldout_compression:.3f} bytes/token on {len(heldout_data)} unseen bytes (target >= 1.5)")
-    print(f"names compression     {names_compression:.3f} bytes/token on {n_held} unseen names ({len(names_merges)} merges)")
-    print(f"round trips           {failures} failures in {cases} strings (target 0)")
+    print(f"held-out compression  {heldout_compression:.3f} bytes/token on {len(heldout_data):,} unseen bytes")
+    print(f"                      (raw bytes 1.000; top byte pairs {pairs_compression:.3f}; training text {train_compression:.3f})")
+    print(f"names compression     {names_compression:.3f} bytes/token on {len(held_names):,} unseen names ({len(names_merges)} merges)")
+    print(f"                      (Shakespeare's tokenizer on them: {shakes_on_names:.3f})")
+    print(f"round trips           {failures} failures: {n_strings:,} strings x 2 tokenizers")
     print(f"total time            {seconds:.1f}s")
-    return {
+    metrics = {
         "roundtrip_failures": failures,
-        "roundtrip_cases": cases,
+        "roundtrip_strings": n_strings,
         "heldout_compression": heldout_compression,
+        "pairs_heldout_compression": pairs_compression,
+        "bpe_over_pairs": heldout_compression / pairs_compression,
         "train_compression": train_compression,
         "names_compression": names_compression,
         "shakespeare_tokenizer_on_names": shakes_on_names,
@@ -579,6 +711,8 @@ def main():
         "train_seconds": train_seconds,
         "seconds": seconds,
     }
+    report_targets(metrics, TARGETS)
+    return metrics
 
 
 if __name__ == "__main__":

@@ -26,7 +26,20 @@ BENCHMARKS = {
     "foundational/micrornn.py": 60,
     "foundational/microtokenizer.py": 10,
     "foundational/microembedding.py": 20,
+    "foundational/microrag.py": 90,
+    "foundational/microdiffusion.py": 60,
+    "foundational/microvae.py": 60,
+    "foundational/microconv.py": 60,
+    "foundational/microseq2seq.py": 90,
+    "alignment/microlora.py": 120,
+    "alignment/microdpo.py": 150,
+    "alignment/microppo.py": 150,
+    "alignment/micromoe.py": 120,
     "systems/microattention.py": 10,
+    "systems/microquant.py": 60,
+    "systems/microkv.py": 45,
+    "systems/microflash.py": 10,
+    "systems/microbeam.py": 90,
 }
 
 KNOWN_MISSES = {}

@@ -36,21 +36,30 @@ def read(script):
         return f.read()
 
 
-def definitions(source):
-    """Top-level name -> source text, for functions, classes and simple assignments."""
-    tree = ast.parse(source)
+def segments(source, nodes):
+    """name -> the source lines of each named node, decorators included (whole lines:
+    ast.get_source_segment gives the same text but rescans the file on every call)."""
+    lines = source.splitlines()
     out = {}
-    for node in tree.body:
+    for node in nodes:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            out[node.name] = ast.get_source_segment(source, node)
+            name = node.name
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.get_source_segment(source, node)
+            name = node.targets[0].id
+        else:
+            continue
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        out[name] = "\n".join(lines[first - 1 : node.end_lineno])
     return out
 
 
+def definitions(source):
+    """Top-level name -> source text, for functions, classes and simple assignments."""
+    return segments(source, ast.parse(source).body)
+
+
 def methods(class_source):
-    cls = ast.parse(class_source).body[0]
-    return {n.name: ast.get_source_segment(class_source, n) for n in cls.body if isinstance(n, ast.FunctionDef)}
+    return segments(class_source, ast.parse(class_source.strip()).body[0].body)
 
 
 REF = definitions(read(REFERENCE))

@@ -256,6 +256,15 @@ def test_fetch_replaces_a_cached_file_with_the_wrong_checksum(tmp_path, monkeypa
     assert open(path, "rb").read() == PAYLOAD
 
 
+def test_fetch_without_a_pinned_checksum_caches_what_it_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_MAGIC_DATA_DIR", str(tmp_path))
+    with Serve(b"1,2,3\n") as url:
+        path = microgpt.fetch(url, "unpinned.txt", None)
+    assert open(path, "rb").read() == b"1,2,3\n"
+    # and the cached copy is used from then on, with no network
+    assert microgpt.fetch(f"http://127.0.0.1:{closed_port()}/x", "unpinned.txt", None) == path
+
+
 def test_corrupt_cache_offline_is_reported_not_used(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_MAGIC_DATA_DIR", str(tmp_path))
     (tmp_path / "names.txt").write_bytes(b"corrupted")

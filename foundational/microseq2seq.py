@@ -1,0 +1,1037 @@
+"""
+microseq2seq.py - the original Transformer of "Attention Is All You Need": an encoder
+that reads the whole English sentence, a decoder that writes Italian one word at a time,
+and cross-attention joining them, trained from scratch in dependency-free Python.
+
+The task is a small grammar generated in the file: "the black cat sees the small girl"
+-> "il gatto nero vede la ragazza piccola". It holds the two phenomena that made
+translation hard for word-by-word systems: reordering (the adjective moves after the
+noun, so the alignment crosses) and agreement (the article and the adjective's ending
+follow the noun's gender, which English does not mark). The script trains on random
+sentences, translates two held-out sets (random sentences, and sentences built from
+adjective-noun pairs it never saw), compares with a word-by-word dictionary, and draws
+the cross-attention map: which English word each Italian word reads.
+"""
+
+import contextlib
+import gc
+import math
+import operator
+import random
+import sys
+import time
+
+random.seed(42)
+
+# === HYPERPARAMETERS ===
+# The smallest Transformer that learns the grammar reliably: one encoder layer, one
+# decoder layer, 16-dim vectors. About 9,000 parameters.
+
+# Width of every word vector (the residual stream of both stacks).
+D_MODEL = 16
+# Two heads of 8 dims: one can follow the word being translated while the other looks
+# up the noun whose gender an article or adjective must agree with.
+N_HEAD = 2
+HEAD_DIM = D_MODEL // N_HEAD
+# One layer each: the encoder needs one round of self-attention to tell every English
+# word which noun it belongs to; stacking more is repetition.
+N_ENC_LAYER = 1
+N_DEC_LAYER = 1
+# The MLP widens to 2x, not the paper's 4x: the grammar needs little per-word
+# computation, and the MLP is most of the graph, so 2x buys a faster run.
+D_MLP = 2 * D_MODEL
+# Initial weights ~ N(0, 0.08), as in microgpt: the first predictions are near uniform.
+INIT_STD = 0.08
+# Word embeddings start at unit scale, like the sinusoids added to them (the paper gets
+# the same by multiplying embeddings by sqrt(d_model)). At 0.08 the fixed position
+# signal would drown out which word it is, and training stalls on a plateau.
+EMBED_STD = 1.0
+
+# Four sentence pairs per step. One pair per step needs about as many sentences in all
+# but is noisier and depends more on the seed; four is the prototype's choice.
+BATCH_SIZE = 4
+# 550 steps = 2,200 sentences, about 6% of the sentences the grammar can make outside
+# the test sets: enough for both held-out sets to be translated almost perfectly.
+NUM_STEPS = 550
+# Adam, decayed linearly to 0, with microgpt's short moment memories. Twice microgpt's
+# step size: the run is short, and the plateau before cross-attention finds the word
+# being translated is escaped sooner.
+LEARNING_RATE = 0.02
+BETA1, BETA2 = 0.85, 0.99
+ADAM_EPS = 1e-8
+
+# Each held-out set has 500 sentences, never trained on.
+NUM_TEST = 500
+# These adjective-noun pairs never occur in training; every word in them does, in other
+# pairs. A sentence containing one tests whether agreement was learned as a rule.
+HELDOUT_PAIRS = [("red", "cat"), ("old", "girl"), ("white", "house"), ("new", "dog")]
+# Beam search keeps the 3 best partial translations at every step.
+BEAM_WIDTH = 3
+# No sentence of the grammar is longer than 7 words; the decoder stops at 9 tokens.
+MAX_LEN = 9
+# log(x) is computed as log(max(x, 1e-10)) (see Value.log).
+LOG_CLIP = 1e-10
+
+# === TARGETS ===
+# What this file claims, as data: (metric, op, bound), where a string bound names another
+# metric. The summary prints PASS or MISS for each; the harness checks the same list.
+TARGETS = [
+    # Greedy translations that match the reference word for word.
+    ("exact_random", ">=", 0.95),
+    ("exact_compositional", ">=", 0.90),
+    # The word-by-word dictionary is the baseline: learning must beat it by 50 points.
+    ("margin_random", ">=", 0.50),
+    ("margin_compositional", ">=", 0.50),
+    # Article and adjective forms that agree with their noun, in unseen combinations.
+    ("agreement_compositional", ">=", 0.98),
+    # Keeping three candidates must not do worse than keeping one.
+    ("beam_exact_compositional", ">=", "exact_compositional"),
+]
+
+# === DATA ===
+# A grammar small enough to write down, with Italian's gender agreement and its
+# noun-adjective order. Every noun takes "il" (masculine) or "la" (feminine), and an
+# adjective's ending follows the noun (nero / nera). Subtle: real Italian puts a few of
+# these adjectives (piccolo, grande, vecchio, nuovo) before the noun as often as after;
+# this grammar always puts them after, so the reordering is a clean rule.
+NOUNS = {
+    "cat": ("gatto", "m"),
+    "dog": ("cane", "m"),
+    "boy": ("ragazzo", "m"),
+    "book": ("libro", "m"),
+    "horse": ("cavallo", "m"),
+    "girl": ("ragazza", "f"),
+    "house": ("casa", "f"),
+    "apple": ("mela", "f"),
+    "woman": ("donna", "f"),
+    "car": ("macchina", "f"),
+}
+ADJECTIVES = {
+    "black": ("nero", "nera"),
+    "small": ("piccolo", "piccola"),
+    "big": ("grande", "grande"),
+    "red": ("rosso", "rossa"),
+    "old": ("vecchio", "vecchia"),
+    "new": ("nuovo", "nuova"),
+    "white": ("bianco", "bianca"),
+}
+VERBS = {"sees": "vede", "follows": "segue", "finds": "trova", "loves": "ama", "watches": "guarda", "takes": "prende"}
+ARTICLES = {"m": "il", "f": "la"}
+# Special tokens: padding (fills a short source up to the batch's longest), the start
+# token the decoder is fed first, and the end-of-sentence token.
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+
+
+def translate_phrase(noun, adjective):
+    """One English noun phrase in Italian: article + noun (+ adjective, after it).
+
+    >>> translate_phrase("girl", "small")
+    ['la', 'ragazza', 'piccola']
+    >>> translate_phrase("cat", None)
+    ['il', 'gatto']
+    """
+    italian, gender = NOUNS[noun]
+    words = [ARTICLES[gender], italian]
+    if adjective:
+        words.append(ADJECTIVES[adjective][0 if gender == "m" else 1])
+    return words
+
+
+def make_pair(subject, verb, obj):
+    """(English words, Italian words) of "the (adj) noun verb the (adj) noun".
+
+    subject and obj are (noun, adjective or None) pairs.
+    >>> make_pair(("cat", "black"), "sees", ("girl", None))
+    (['the', 'black', 'cat', 'sees', 'the', 'girl'], ['il', 'gatto', 'nero', 'vede', 'la', 'ragazza'])
+    """
+    english, italian = [], []
+    for i, (noun, adjective) in enumerate((subject, obj)):
+        english += ["the"] + ([adjective] if adjective else []) + [noun]
+        italian += translate_phrase(noun, adjective)
+        if i == 0:
+            english.append(verb)
+            italian.append(VERBS[verb])
+    return english, italian
+
+
+def has_heldout_pair(english):
+    """True if an adjective directly before a noun forms one of HELDOUT_PAIRS."""
+    return any((a, n) in HELDOUT_PAIRS for a, n in zip(english, english[1:]))
+
+
+def prepare_data():
+    """Every sentence the grammar makes, split into training pool and two test sets.
+
+    Returns (train_pool, test_random, test_comp, vocab), each set a list of
+    (English words, Italian words). The compositional test set is drawn from the
+    sentences that contain a held-out adjective-noun pair; those sentences are all
+    removed from training. The random test set is drawn from the rest, and the rest of
+    the rest is the training pool.
+    """
+    phrases = [(n, a) for n in NOUNS for a in [None] + list(ADJECTIVES)]
+    pairs = [make_pair(s, v, o) for s in phrases for v in VERBS for o in phrases]
+    random.shuffle(pairs)
+    compositional = [p for p in pairs if has_heldout_pair(p[0])]
+    ordinary = [p for p in pairs if not has_heldout_pair(p[0])]
+    test_comp, test_random, train_pool = compositional[:NUM_TEST], ordinary[:NUM_TEST], ordinary[NUM_TEST:]
+    # One vocabulary for both languages (the words never collide), specials first.
+    words = sorted({w for e, i in pairs for w in e + i})
+    vocab = [PAD, BOS, EOS] + words
+    return train_pool, test_random, test_comp, vocab
+
+
+# === AUTOGRAD ===
+# A Value is one scalar in the computation graph. It stores its data, the gradient of
+# the final loss with respect to it, the Values it was computed from (_children) and
+# the partial derivative of itself with respect to each child (_local_grads).
+# backward() then applies the chain rule: child.grad += local_grad * node.grad.
+#
+# Storing local gradients (numbers), not backward closures, is what makes fused nodes
+# easy: a dot product of 16 pairs becomes ONE node with 32 children and 32 local
+# gradients, instead of 31 graph nodes. See docs/autograd-interface.md.
+
+
+class Value:
+    # __slots__: no per-object __dict__, so each Value is smaller and its attributes
+    # are faster to reach. A step creates ~3,000 Values (fused) and walks their edges.
+    __slots__ = ("data", "grad", "_children", "_local_grads")
+
+    def __init__(self, data, children=(), local_grads=()):
+        self.data = data
+        self.grad = 0.0
+        self._children = children
+        self._local_grads = local_grads
+
+    # --- the primitives: each knows its own local derivative ---
+    # d(a+b)/da = 1, d(a+b)/db = 1
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data + other.data, (self, other), (1.0, 1.0))
+
+    # d(a*b)/da = b, d(a*b)/db = a
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data))
+
+    # d(a^k)/da = k * a^(k-1); k is a plain number, not a Value
+    def __pow__(self, k):
+        return Value(self.data**k, (self,), (k * self.data ** (k - 1),))
+
+    # d(e^a)/da = e^a
+    def exp(self):
+        e = math.exp(self.data)
+        return Value(e, (self,), (e,))
+
+    # d(log a)/da = 1/a; below LOG_CLIP the clipped function is flat: slope 0
+    def log(self):
+        if self.data > LOG_CLIP:
+            return Value(math.log(self.data), (self,), (1.0 / self.data,))
+        return Value(math.log(LOG_CLIP), (self,), (0.0,))
+
+    # slope 1 where a > 0, else 0
+    def relu(self):
+        return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
+
+    # d(tanh a)/da = 1 - tanh(a)^2
+    def tanh(self):
+        t = math.tanh(self.data)
+        return Value(t, (self,), (1.0 - t * t,))
+
+    # --- derived operations: built from the primitives, so they need no derivative ---
+    def __neg__(self):  # -a
+        return self * -1.0
+
+    def __radd__(self, other):  # other + a: Python calls this for 2.0 + Value
+        return self + other
+
+    def __sub__(self, other):  # a - other
+        return self + (-other)
+
+    def __rsub__(self, other):  # other - a
+        return (-self) + other
+
+    def __rmul__(self, other):  # other * a
+        return self * other
+
+    def __truediv__(self, other):  # a / other = a * other^-1
+        return self * other**-1
+
+    def __rtruediv__(self, other):  # other / a
+        return self**-1 * other
+
+    def __repr__(self):
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+    def backward(self):
+        """Fill .grad of every Value this one depends on with d(self)/d(that Value).
+
+        Nodes must be visited parents-before-children so a node's gradient is complete
+        before it is passed on: a reverse topological order. The sort is a depth-first
+        search with an explicit stack of (node, iterator over its children), not
+        recursion, so a deep graph cannot hit Python's recursion limit.
+        """
+        order, visited = [], {self}
+        stack = [(self, iter(self._children))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                # Leaves (parameters, constants) have no children and nothing to pass
+                # on, so they never enter `order`: their .grad is filled in by their
+                # parents. About half of a linear layer's children are leaves.
+                if child._children and child not in visited:
+                    visited.add(child)
+                    # Descend; this node's iterator resumes where it stopped.
+                    stack.append((child, iter(child._children)))
+                    break
+            else:
+                # Every child is already in `order`, so this node may follow them.
+                # Reversed, `order` puts each node before its children.
+                stack.pop()
+                order.append(node)
+        self.grad = 1.0
+        for node in reversed(order):
+            g = node.grad
+            # A node with zero gradient (a ReLU that was off, say) passes on nothing.
+            if g:
+                # Chain rule: dLoss/dchild += dnode/dchild * dLoss/dnode. The += sums
+                # the contributions of every path from the loss to the child.
+                for child, local in zip(node._children, node._local_grads):
+                    child.grad += local * g
+
+
+# --- AUTOGRAD DIFFERENCES IN THIS SCRIPT ---
+# This Value class is microgpt's, unchanged (see docs/autograd-interface.md), and so are
+# its four fused operations below (linear, softmax, cross_entropy, rmsnorm). Attention,
+# the encoder, cross-attention and the decoder are all built from them: nothing new to
+# differentiate, so the tests check the whole model's gradient against finite
+# differences (tests/test_microseq2seq.py).
+
+
+def linear(x, w):
+    """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
+
+    dy_i/dw[i][j] = x[j] and dy_i/dx[j] = w[i][j], so each output node's children
+    are its weight row followed by x, with local gradients x.data then w.data.
+    Built from primitives this would be 2n-1 nodes (n products, n-1 sums) per output.
+
+    >>> linear([Value(1.0), Value(2.0)], [[Value(3.0), Value(4.0)]])[0].data
+    11.0
+    """
+    xs = tuple(x)
+    # Read the floats once: the local gradients are plain numbers, stored per node.
+    xd = [v.data for v in xs]
+    out = []
+    for row in w:
+        wd = [v.data for v in row]
+        # sum(map(mul, ...)) is the dot product with the loop inside C: ~2x faster
+        # than a generator expression, and the same floats added in the same order.
+        out.append(Value(sum(map(operator.mul, wd, xd)), (*row, *xs), (*xd, *wd)))
+    return out
+
+
+def softmax(logits):
+    """p_i = exp(z_i - max z) / sum_j exp(z_j - max z): one node per probability.
+
+    Subtracting max z changes nothing mathematically (it cancels) but keeps exp() from
+    overflowing at logits like 1000. The Jacobian is dp_i/dz_j = p_i * (1[i==j] - p_j).
+
+    >>> [p.data for p in softmax([Value(0.0), Value(0.0)])]
+    [0.5, 0.5]
+    """
+    zs = tuple(logits)
+    m = max(z.data for z in zs)
+    exps = [math.exp(z.data - m) for z in zs]
+    total = sum(exps)
+    probs = [e / total for e in exps]
+    # Every probability depends on every logit (through the shared denominator),
+    # so each output node has all n logits as children: n^2 local gradients in all.
+    return [Value(p_i, zs, tuple([p_i * ((i == j) - p_j) for j, p_j in enumerate(probs)])) for i, p_i in enumerate(probs)]
+
+
+def cross_entropy(logits, target):
+    """loss = -log softmax(z)[target] = logsumexp(z) - z[target]: one node.
+
+    dloss/dz_j = p_j - 1[j == target]: the predicted distribution minus the one-hot
+    answer. Written as logsumexp it never takes the log of a probability, so it cannot
+    hit log(0), and the max subtraction keeps exp() finite.
+
+    >>> round(cross_entropy([Value(0.0), Value(0.0)], 1).data, 4)  # ln 2
+    0.6931
+    """
+    zs = tuple(logits)
+    m = max(z.data for z in zs)
+    exps = [math.exp(z.data - m) for z in zs]
+    total = sum(exps)
+    # logsumexp(z) = m + log(sum exp(z - m)), the stable form of log(sum exp(z))
+    loss = m + math.log(total) - zs[target].data
+    return Value(loss, zs, tuple(e / total - (j == target) for j, e in enumerate(exps)))
+
+
+def rmsnorm(x, eps=1e-5):
+    """y_i = x_i / sqrt(mean(x^2) + eps): rescale the vector to unit root-mean-square.
+
+    With r = (mean(x^2) + eps)^(-1/2): dy_i/dx_j = r * 1[i==j] - x_i * x_j * r^3 / n.
+    Unlike LayerNorm there is no mean subtraction and (in this model) no learned gain.
+
+    >>> [round(y.data, 3) for y in rmsnorm([Value(3.0), Value(4.0)])]
+    [0.849, 1.131]
+    """
+    xs = tuple(x)
+    xd = [v.data for v in xs]
+    n = len(xd)
+    r = (sum(a * a for a in xd) / n + eps) ** -0.5
+    r3n = r**3 / n
+    # Each output depends on every input through r: a full n x n Jacobian per call.
+    out = []
+    for i, a in enumerate(xd):
+        local = tuple([(r if i == j else 0.0) - a * b * r3n for j, b in enumerate(xd)])
+        out.append(Value(a * r, xs, local))
+    return out
+
+
+# === MODEL ===
+# An encoder-decoder Transformer, as in the paper but pre-norm (RMSNorm before each
+# sublayer, which trains without warm-up) and with no biases:
+#
+#   encoder, per English position:  x += self_attn(norm(x)) over ALL English positions
+#                                   x += mlp(norm(x));        memory = norm(x)
+#   decoder, per Italian position:  y += self_attn(norm(y)) over EARLIER Italian positions
+#                                   y += cross_attn(norm(y)) over the memory
+#                                   y += mlp(norm(y));        logits = lm_head(norm(y))
+#
+# One embedding table serves both languages (the vocabulary is shared), and the output
+# layer lm_head is a separate matrix, as in microgpt. The special tokens come first in
+# the vocabulary, so their ids are fixed.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+
+def positional_encoding(max_len, d_model):
+    """The paper's fixed sinusoids: PE[pos][2i] = sin(pos * w_i), PE[pos][2i+1] = cos(pos * w_i),
+    with w_i = 1 / 10000^(2i / d_model).
+
+    The frequency falls as the dimension rises: dimensions 0 and 1 turn by 1 radian per
+    position (a full turn every 2*pi ~ 6.3 positions), the fastest; the last pair turns
+    10000^((d-2)/d) times slower. Nearby positions differ in the fast dimensions, distant
+    ones in the slow ones, and PE[pos + k] is a fixed rotation of PE[pos] for any k.
+
+    >>> [round(v, 4) for v in positional_encoding(2, 4)[1]]
+    [0.8415, 0.5403, 0.01, 1.0]
+    """
+    table = []
+    for pos in range(max_len):
+        row = []
+        for i in range(0, d_model, 2):
+            angle = pos / 10000 ** (i / d_model)
+            row += [math.sin(angle), math.cos(angle)]
+        table.append(row[:d_model])
+    return table
+
+
+def init_params(vocab_size):
+    """All weight matrices as nested lists of Values, [rows = outputs][cols = inputs]."""
+
+    def matrix(n_out, n_in, std=INIT_STD):
+        return [[Value(random.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
+
+    def attention_weights(prefix):
+        # queries: what am I looking for? keys: what do I contain? values: what do I pass
+        # on? wo mixes the heads' outputs back into the stream.
+        return {f"{prefix}.{w}": matrix(D_MODEL, D_MODEL) for w in ("wq", "wk", "wv", "wo")}
+
+    params = {"wte": matrix(vocab_size, D_MODEL, EMBED_STD), "lm_head": matrix(vocab_size, D_MODEL)}
+    for layer in range(N_ENC_LAYER):
+        params.update(attention_weights(f"enc{layer}.attn"))
+        params[f"enc{layer}.mlp.fc1"] = matrix(D_MLP, D_MODEL)
+        params[f"enc{layer}.mlp.fc2"] = matrix(D_MODEL, D_MLP)
+    for layer in range(N_DEC_LAYER):
+        params.update(attention_weights(f"dec{layer}.self"))
+        params.update(attention_weights(f"dec{layer}.cross"))
+        params[f"dec{layer}.mlp.fc1"] = matrix(D_MLP, D_MODEL)
+        params[f"dec{layer}.mlp.fc2"] = matrix(D_MODEL, D_MLP)
+    return params
+
+
+def flatten(params):
+    """Every parameter Value in one list, in a fixed order (the optimizer's view)."""
+    return [p for mat in params.values() for row in mat for p in row]
+
+
+def attention(q, keys, values, allowed):
+    """Multi-head attention of one query over a list of positions, under a mask.
+
+    q is one D_MODEL vector; keys and values hold one D_MODEL vector per position;
+    allowed holds one bool per position. A position that is not allowed gets weight
+    exactly 0: it is left out of the softmax, which is what adding -infinity to its score
+    does in a batched implementation (exp(-inf) = 0). Returns the heads' outputs,
+    concatenated, and each head's weights over all positions as floats (for the maps).
+    """
+    live = [t for t, ok in enumerate(allowed) if ok]
+    out, maps = [], []
+    for h in range(N_HEAD):
+        lo, hi = h * HEAD_DIM, (h + 1) * HEAD_DIM
+        # score_t = q . k_t / sqrt(head_dim), for the allowed positions only
+        scores = [s * (1.0 / math.sqrt(HEAD_DIM)) for s in linear(q[lo:hi], [keys[t][lo:hi] for t in live])]
+        weights = softmax(scores)
+        # out_d = sum_t weight_t * v_t[d]: linear() over the columns of the values
+        out.extend(linear(weights, [[values[t][d] for t in live] for d in range(lo, hi)]))
+        row = [0.0] * len(allowed)
+        for t, w in zip(live, weights):
+            row[t] = w.data
+        maps.append(row)
+    return out, maps
+
+
+def add(x, y):
+    """The residual connection: a sublayer's output is added to its input."""
+    return [a + b for a, b in zip(x, y)]
+
+
+def mlp(x, prefix, params):
+    """fc1 -> ReLU -> fc2: widen to D_MLP features, keep the positive ones, project back."""
+    return linear([a.relu() for a in linear(x, params[prefix + ".mlp.fc1"])], params[prefix + ".mlp.fc2"])
+
+
+def embed(token, pos, params, pe):
+    """What the word is (its embedding) plus where it is (the fixed sinusoid, a constant)."""
+    return [w + p for w, p in zip(params["wte"][token], pe[pos])]
+
+
+def encode(src, params, pe):
+    """The encoder's output ("memory"): one vector per position of a padded source.
+
+    Bidirectional: every English word attends to every English word, before and after
+    it, because translating "black" needs to know the noun that follows it. Padding
+    positions are masked out as keys, so no real word reads them; their own outputs are
+    computed (as in a batched implementation) but nothing downstream reads them either.
+    """
+    allowed = [tok != PAD_ID for tok in src]
+    x = [embed(tok, pos, params, pe) for pos, tok in enumerate(src)]
+    for layer in range(N_ENC_LAYER):
+        a = f"enc{layer}.attn"
+        h = [rmsnorm(xi) for xi in x]
+        q = [linear(hi, params[a + ".wq"]) for hi in h]
+        k = [linear(hi, params[a + ".wk"]) for hi in h]
+        v = [linear(hi, params[a + ".wv"]) for hi in h]
+        x = [add(xi, linear(attention(qi, k, v, allowed)[0], params[a + ".wo"])) for xi, qi in zip(x, q)]
+        x = [add(xi, mlp(rmsnorm(xi), f"enc{layer}", params)) for xi in x]
+    return [rmsnorm(xi) for xi in x]
+
+
+def cross_memory(memory, params):
+    """Each decoder layer's cross-attention keys and values, from the encoder's output.
+
+    They depend only on the English sentence, so they are computed once per sentence
+    and read at every decoding step.
+    """
+    return [
+        ([linear(m, params[f"dec{layer}.cross.wk"]) for m in memory], [linear(m, params[f"dec{layer}.cross.wv"]) for m in memory])
+        for layer in range(N_DEC_LAYER)
+    ]
+
+
+def decoder_step(token, pos, cache, cross_kv, src_allowed, params, pe):
+    """Logits for the word after `token` (at position `pos`), and the cross-attention map.
+
+    Self-attention is causal: this step appends its key and value to `cache`, which holds
+    only positions 0..pos, so no word can read a later one. That is the lower-triangular
+    causal mask of a parallel implementation, enforced by construction (as in microgpt).
+    Cross-attention is where the decoder reads the encoder: its query comes from the
+    Italian written so far, its keys and values from the English (cross_kv), under the
+    source's padding mask. Returns the logits and the last layer's cross-attention
+    weights, one row per head.
+    """
+    x = embed(token, pos, params, pe)
+    maps = []
+    for layer in range(N_DEC_LAYER):
+        s, c = f"dec{layer}.self", f"dec{layer}.cross"
+        keys, values = cache[layer]
+        h = rmsnorm(x)
+        q = linear(h, params[s + ".wq"])
+        keys.append(linear(h, params[s + ".wk"]))
+        values.append(linear(h, params[s + ".wv"]))
+        heads, _ = attention(q, keys, values, [True] * len(keys))
+        x = add(x, linear(heads, params[s + ".wo"]))
+        # --- cross-attention: which English words does this Italian position need? ---
+        h = rmsnorm(x)
+        q = linear(h, params[c + ".wq"])
+        heads, maps = attention(q, cross_kv[layer][0], cross_kv[layer][1], src_allowed)
+        x = add(x, linear(heads, params[c + ".wo"]))
+        x = add(x, mlp(rmsnorm(x), f"dec{layer}", params))
+    return linear(rmsnorm(x), params["lm_head"]), maps
+
+
+def start_decoding(src, params, pe):
+    """Encode one (padded) source; return what every decoding step needs: an empty
+    self-attention cache per layer, the cross-attention keys/values, and the mask."""
+    memory = encode(src, params, pe)
+    return [([], []) for _ in range(N_DEC_LAYER)], cross_memory(memory, params), [t != PAD_ID for t in src]
+
+
+# === TRAINING ===
+# Teacher forcing: at every position the decoder is fed the REFERENCE's previous word,
+# not its own guess, so every position of every sentence trains in one pass and an early
+# mistake cannot derail the rest. At inference there is no reference; the decoder reads
+# its own output (free-running), which is why the test sets are decoded, not scored.
+
+
+def batch_loss(batch, params, pe):
+    """Mean cross-entropy over every Italian word (and the end token) of a batch.
+
+    batch holds (source ids, target ids) pairs. Sources are padded to the batch's longest
+    with PAD, as a batched implementation must; the encoder's mask keeps padding out.
+    Targets need no padding here: each sentence's decoder simply stops at its own length,
+    which is what a loss mask over padded targets computes.
+    """
+    width = max(len(src) for src, _ in batch)
+    losses = []
+    for src, tgt in batch:
+        cache, cross_kv, allowed = start_decoding(src + [PAD_ID] * (width - len(src)), params, pe)
+        # input BOS y1 .. yn, predict y1 .. yn EOS
+        for pos, (inp, out) in enumerate(zip([BOS_ID] + tgt, tgt + [EOS_ID])):
+            logits, _ = decoder_step(inp, pos, cache, cross_kv, allowed, params, pe)
+            losses.append(cross_entropy(logits, out))
+    # The mean over words, so long and short batches move the weights equally per step.
+    return sum(losses) * (1.0 / len(losses)), len(losses)
+
+
+def train(params, pool, pe, num_steps, rng):
+    """Adam on BATCH_SIZE random training pairs per step; returns losses and ms/step.
+
+    Adam as in microgpt: running means of gradients (m) and squared gradients (v),
+    bias-corrected by 1 - beta^t, learning rate decayed linearly to 0.
+    """
+    flat = flatten(params)
+    m = [0.0] * len(flat)
+    v = [0.0] * len(flat)
+    losses = []
+    start = time.perf_counter()
+    with cycle_collector_paused():
+        for step in range(num_steps):
+            loss, _ = batch_loss(rng.sample(pool, BATCH_SIZE), params, pe)
+            loss.backward()
+            lr = LEARNING_RATE * (1 - step / num_steps)
+            c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+            grads = [p.grad for p in flat]
+            m = [BETA1 * m_i + (1 - BETA1) * g for m_i, g in zip(m, grads)]
+            v = [BETA2 * v_i + (1 - BETA2) * g * g for v_i, g in zip(v, grads)]
+            for p, m_i, v_i in zip(flat, m, v):
+                p.data -= lr * (m_i / c1) / ((v_i / c2) ** 0.5 + ADAM_EPS)
+                p.grad = 0.0
+            losses.append(loss.data)
+            recent = losses[-25:]
+            progress(step + 1, num_steps, sum(recent) / len(recent), start, every=50)
+    return losses, 1000 * (time.perf_counter() - start) / num_steps
+
+
+# === INFERENCE ===
+# Free-running decoding: the encoder runs once, then the decoder writes one word at a
+# time, each step reading its own previous output. Graphs are built and dropped; no
+# backward() runs here.
+
+
+def evaluate(pairs, params, pe):
+    """Mean teacher-forced cross-entropy per word over (source, target) id pairs.
+
+    A batch at a time, so each batch's graph is dropped before the next is built (one
+    graph over every pair would hold millions of Values at once). No backward() runs.
+    """
+    total, count = 0.0, 0
+    for i in range(0, len(pairs), BATCH_SIZE):
+        loss, n = batch_loss(pairs[i : i + BATCH_SIZE], params, pe)
+        total += loss.data * n
+        count += n
+    return total / count
+
+
+def log_softmax(logits):
+    """Log-probabilities (floats) from logit Values, via the stable logsumexp.
+
+    >>> [round(x, 4) for x in log_softmax([Value(0.0), Value(0.0)])]
+    [-0.6931, -0.6931]
+    """
+    zs = [z.data for z in logits]
+    m = max(zs)
+    lse = m + math.log(sum(math.exp(z - m) for z in zs))
+    return [z - lse for z in zs]
+
+
+def greedy(src, params, pe):
+    """Translate by taking the most likely word at every step.
+
+    Returns (target ids without EOS, cross-attention maps: one [head][source pos] per
+    output word, the end token included, and the translation's total log-probability).
+    """
+    cache, cross_kv, allowed = start_decoding(src, params, pe)
+    out, maps, token, score = [], [], BOS_ID, 0.0
+    for pos in range(MAX_LEN):
+        logits, step_maps = decoder_step(token, pos, cache, cross_kv, allowed, params, pe)
+        maps.append(step_maps)
+        logp = log_softmax(logits)
+        token = max(range(len(logp)), key=logp.__getitem__)
+        score += logp[token]
+        if token == EOS_ID:
+            break
+        out.append(token)
+    return out, maps, score
+
+
+def beam_search(src, params, pe, width):
+    """Translate by keeping the `width` best partial translations at every step.
+
+    A hypothesis's score is the sum of its words' log-probabilities. When a hypothesis
+    ends (EOS) it is set aside as finished; the search stops when the best finished
+    hypothesis scores above every live one (or at MAX_LEN), and returns it as (ids
+    without EOS, score). Subtle: stopping as soon as `width` hypotheses have finished
+    is a common shortcut and wrong here: short, unlikely endings finish first and would
+    be returned while the likely full translation is still live. No length penalty: every correct translation here has as many words as
+    its English, so there is no length to favour. Width 1 is greedy decoding.
+    """
+    cache, cross_kv, allowed = start_decoding(src, params, pe)
+    live, finished = [(0.0, [BOS_ID], cache)], []
+    for pos in range(MAX_LEN):
+        candidates = []
+        for score, tokens, cache in live:
+            logits, _ = decoder_step(tokens[-1], pos, cache, cross_kv, allowed, params, pe)
+            logp = log_softmax(logits)
+            for t in sorted(range(len(logp)), key=lambda i: -logp[i])[:width]:
+                candidates.append((score + logp[t], tokens + [t], cache))
+        candidates.sort(key=lambda c: -c[0])
+        live = []
+        for score, tokens, cache in candidates[:width]:
+            if tokens[-1] == EOS_ID:
+                finished.append((score, tokens[1:-1]))
+            else:
+                # each survivor gets its own copy of the cache lists: two hypotheses that
+                # share a parent must not append to the same list
+                live.append((score, tokens, [(list(k), list(v)) for k, v in cache]))
+        # A score only falls as words are added, so once the best finished translation
+        # beats the best live one, nothing still live can overtake it.
+        if not live or (finished and max(f[0] for f in finished) >= live[0][0]):
+            break
+    best = max(finished or [(s, t[1:]) for s, t, _ in live], key=lambda f: f[0])
+    return best[1], best[0]
+
+
+# === ANALYSIS ===
+# The baseline, and the measures of what was learned: agreement and alignment.
+
+
+def dice_dictionary(pairs):
+    """English word -> the Italian word most associated with it over training pairs.
+
+    Association is the Dice coefficient over sentences, 2 c(e, i) / (c(e) + c(i)), where
+    c counts the sentences a word (or both words) occurs in. It finds each noun's and
+    verb's translation exactly; for "the" and for adjectives it must pick one gender's
+    form, because English gives it nothing to choose by.
+
+    >>> pairs = [(["the", "cat"], ["il", "gatto"]), (["the", "girl"], ["la", "ragazza"]), (["the", "car"], ["la", "macchina"])]
+    >>> d = dice_dictionary(pairs)
+    >>> d["cat"], d["girl"], d["the"]
+    ('gatto', 'ragazza', 'la')
+
+    Subtle: "la" scores 2*2/(3+2) = 0.8 with "girl", below "ragazza"'s 1.0, only because
+    "la" also occurs without "girl"; with a single sentence the two would tie (ties go to
+    the alphabetically first word).
+    """
+    count, joint = {}, {}
+    for english, italian in pairs:
+        for w in set(english) | set(italian):
+            count[w] = count.get(w, 0) + 1
+        for e in set(english):
+            for i in set(italian):
+                joint[e, i] = joint.get((e, i), 0) + 1
+    best = {}
+    for (e, i), c in sorted(joint.items()):
+        score = 2 * c / (count[e] + count[i])
+        if score > best.get(e, ("", -1.0))[1]:
+            best[e] = (i, score)
+    return {e: i for e, (i, _) in best.items()}
+
+
+# Which genders each Italian adjective form fits ("grande" fits both).
+FORM_GENDERS = {}
+for _m, _f in ADJECTIVES.values():
+    FORM_GENDERS.setdefault(_m, set()).add("m")
+    FORM_GENDERS.setdefault(_f, set()).add("f")
+GENDER_OF = dict(NOUNS.values())
+
+
+def agreement(italian):
+    """(noun phrases that agree, noun phrases) in one Italian sentence.
+
+    The sentence is split at its verb into two phrases "article noun [adjective]"; a
+    phrase agrees when its article and adjective have its noun's gender. A sentence that
+    does not parse that way counts as two phrases that do not agree.
+
+    >>> agreement(["il", "gatto", "nero", "vede", "la", "ragazza"])
+    (2, 2)
+    >>> agreement(["la", "gatto", "nero", "vede", "la", "ragazza", "piccolo"])
+    (0, 2)
+    """
+    verbs = [i for i, w in enumerate(italian) if w in VERBS.values()]
+    if len(verbs) != 1:
+        return 0, 2
+    good = 0
+    for phrase in (italian[: verbs[0]], italian[verbs[0] + 1 :]):
+        if len(phrase) not in (2, 3) or phrase[1] not in GENDER_OF:
+            continue
+        gender = GENDER_OF[phrase[1]]
+        article_ok = phrase[0] == ARTICLES[gender]
+        adjective_ok = len(phrase) == 2 or gender in FORM_GENDERS.get(phrase[2], set())
+        good += article_ok and adjective_ok
+    return good, 2
+
+
+def attention_map(source_words, output_words, maps):
+    """An ASCII heat map of cross-attention, averaged over heads: one row per output
+    word, one column per source word, darker characters for more weight."""
+    shades = " .:-=+*#%@"
+    width = max(len(w) for w in source_words) + 1
+    lines = [" " * 10 + "".join(f"{w:>{width}}" for w in source_words)]
+    for word, heads in zip(output_words, maps):
+        row = [sum(h[t] for h in heads) / len(heads) for t in range(len(source_words))]
+        cells = "".join(f"{shades[min(9, int(w * 10))] * 3:>{width}}" for w in row)
+        lines.append(f"{word:>9} " + cells)
+    return lines
+
+
+# === HELPERS ===
+# The same small tools in every script of the collection (tests/test_contract.py keeps
+# the copies identical): live progress, the garbage-collector switch, the loss curve,
+# and the PASS/MISS check of the TARGETS table.
+
+
+def progress(step, total, loss, start, every):
+    """Step, loss, elapsed and ETA: rewritten in place on a terminal, plain lines in a log.
+
+    A carriage-return line that never ends becomes one endless line in a CI log, so
+    when stdout is not a terminal we print a fresh line every `every` steps instead.
+    """
+    elapsed = time.perf_counter() - start
+    eta = elapsed / step * (total - step)
+    line = f"step {step:5,d}/{total:,} | loss {loss:.4f} | {elapsed:5.1f}s elapsed | eta {eta:5.1f}s"
+    if sys.stdout.isatty():
+        print("\r" + line, end="\n" if step == total else "", flush=True)
+    elif step % every == 0 or step == total:
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def cycle_collector_paused():
+    """Pause Python's cycle-detecting garbage collector inside a with-block.
+
+    A training step builds thousands of Values, each with two tuples, and drops them
+    all at the end. The graph has no reference cycles (a node points only at its
+    children), so reference counting alone frees it; the cycle collector would only
+    rescan those objects again and again.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def loss_curve(losses, marks=(), width=60, height=10):
+    """An ASCII chart of a training curve, as a list of lines to print.
+
+    Each of `width` columns is the mean loss over one equal slice of the steps (that
+    averaging is the smoothing); each (label, value) in `marks`, such as the held-out
+    loss or a baseline, is a dashed row labelled on the right.
+
+    >>> for line in loss_curve([3.0, 2.0, 1.0, 1.0], [("baseline", 2.0)], width=4, height=3):
+    ...     print(line)
+      3.000 |*
+      2.000 |-*-- baseline 2.000
+      1.000 |  **
+            +----
+             step 1 .. 4
+    """
+    n = len(losses)
+    width = min(width, n)
+    columns = [losses[i * n // width : (i + 1) * n // width] for i in range(width)]
+    ys = [sum(c) / len(c) for c in columns]
+    values = ys + [v for _, v in marks]
+    hi, lo = max(values), min(values)
+    span = (hi - lo) or 1.0
+
+    def row_of(v):
+        return round((hi - v) / span * (height - 1))
+
+    grid = [[" "] * width for _ in range(height)]
+    labels = [""] * height
+    for label, v in marks:
+        grid[row_of(v)] = ["-"] * width
+        labels[row_of(v)] += f" {label} {v:.3f}"
+    for x, y in enumerate(ys):
+        grid[row_of(y)][x] = "*"
+    lines = [(f"{hi - r * span / (height - 1):7.3f} |" + "".join(grid[r]) + labels[r]).rstrip() for r in range(height)]
+    return lines + [" " * 8 + "+" + "-" * width, " " * 9 + f"step 1 .. {n:,}"]
+
+
+TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def check_target(metrics, metric, op, bound):
+    """Evaluate one (metric, op, bound) target against main()'s metrics: (passed, limit).
+
+    A bound that is a string names another metric of the same run; a missing metric
+    fails. The harness calls this same function on the same TARGETS table.
+
+    >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
+    (True, 2.45)
+    >>> check_target({"acc": 0.4}, "acc", ">=", 0.5)
+    (False, 0.5)
+    """
+    value = metrics.get(metric)
+    limit = metrics.get(bound) if isinstance(bound, str) else bound
+    if value is None or limit is None:
+        return False, limit
+    return bool(TARGET_OPS[op](value, limit)), limit
+
+
+def report_targets(metrics, targets):
+    """Print one PASS/MISS line per target, under a heading; return how many missed."""
+
+    def show(x):
+        return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
+
+    print("\n=== TARGETS ===")
+    missed = 0
+    for metric, op, bound in targets:
+        ok, limit = check_target(metrics, metric, op, bound)
+        missed += not ok
+        against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
+        print(f"{'PASS' if ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})")
+    return missed
+
+
+def main():
+    # --- data: every sentence of the grammar, then two held-out sets never trained on ---
+    t0 = time.perf_counter()
+    train_pool, test_random, test_comp, vocab = prepare_data()
+    stoi = {w: i for i, w in enumerate(vocab)}
+
+    def source_ids(english):
+        return [stoi[w] for w in english] + [EOS_ID]
+
+    # (noun + optional adjective)^2 phrases x verbs: every sentence the grammar makes
+    total = (len(NOUNS) * (len(ADJECTIVES) + 1)) ** 2 * len(VERBS)
+    n_comp = total - len(train_pool) - len(test_random)
+    held = ", ".join(f"{a} {n}" for a, n in HELDOUT_PAIRS)
+    print(f"grammar: {len(NOUNS)} nouns, {len(ADJECTIVES)} adjectives, {len(VERBS)} verbs;", end=" ")
+    print(f"vocabulary {len(vocab)} words (both languages + 3 special tokens)")
+    print(f"{total:,} sentence pairs; {n_comp:,} contain an unseen pair ({held})")
+    print(f"held out: {len(test_comp)} of those, and {len(test_random)} random others; training draws", end=" ")
+    print(f"from the remaining {len(train_pool):,}")
+
+    # --- baseline: a dictionary learned from the same training pairs, no reordering ---
+    dictionary = dice_dictionary(train_pool)
+
+    def word_by_word(english):
+        return [dictionary[w] for w in english]
+
+    base_random = sum(word_by_word(e) == i for e, i in test_random) / len(test_random)
+    base_comp = sum(word_by_word(e) == i for e, i in test_comp) / len(test_comp)
+    e, i = test_comp[0]
+    print(f"\nword-by-word baseline: {base_random:.1%} exact (random), {base_comp:.1%} (compositional)")
+    print(f"  {' '.join(e)}\n  -> {' '.join(word_by_word(e))}   (reference: {' '.join(i)})")
+
+    # --- model and training ---
+    pe = positional_encoding(MAX_LEN, D_MODEL)
+    params = init_params(len(vocab))
+    num_params = len(flatten(params))
+    print(f"\nmodel: {N_ENC_LAYER} encoder + {N_DEC_LAYER} decoder layer, {N_HEAD} heads, d_model {D_MODEL}:", end=" ")
+    print(f"{num_params:,} parameters")
+    print(f"training {NUM_STEPS:,} steps of {BATCH_SIZE} sentence pairs, teacher-forced")
+    train_ids = [(source_ids(e), [stoi[w] for w in i]) for e, i in train_pool]
+    losses, ms_per_step = train(params, train_ids, pe, NUM_STEPS, random)
+    with cycle_collector_paused():
+        held_ids = [(source_ids(e), [stoi[w] for w in i]) for e, i in test_random[:100]]
+        heldout_loss = evaluate(held_ids, params, pe)
+    print("\ntraining loss per word, mean of each 1/60 of the steps:")
+    for line in loss_curve(losses, [("held-out", heldout_loss)]):
+        print(line)
+
+    # --- inference: greedy on both held-out sets, beam search on the harder one ---
+    with cycle_collector_paused():
+        greedy_random = [greedy(source_ids(e), params, pe) for e, _ in test_random]
+        greedy_comp = [greedy(source_ids(e), params, pe) for e, _ in test_comp]
+        beam_comp = [beam_search(source_ids(e), params, pe, BEAM_WIDTH) for e, _ in test_comp]
+
+    def words(ids):
+        return [vocab[t] for t in ids]
+
+    exact_random = sum(words(g[0]) == i for g, (_, i) in zip(greedy_random, test_random)) / len(test_random)
+    exact_comp = sum(words(g[0]) == i for g, (_, i) in zip(greedy_comp, test_comp)) / len(test_comp)
+    beam_exact = sum(words(b[0]) == i for b, (_, i) in zip(beam_comp, test_comp)) / len(test_comp)
+    agree = [agreement(words(g[0])) for g in greedy_comp]
+    agreement_rate = sum(a for a, _ in agree) / sum(n for _, n in agree)
+    print("\nheld-out translations (greedy; ok = matches the reference):")
+    for (e, i), (g, *_) in list(zip(test_random, greedy_random))[:3] + list(zip(test_comp, greedy_comp))[:3]:
+        print(f"  {' '.join(e):38} -> {' '.join(words(g)):40} {'ok' if words(g) == i else 'WRONG'}")
+
+    # Where beam and greedy disagree, the scores say why: a beam result that scores
+    # higher is a translation the model itself prefers (a model error if it is wrong);
+    # one that scores lower means the beam pruned greedy's path (a search error).
+    disagree = [(e, g, b) for (e, _), g, b in zip(test_comp, greedy_comp, beam_comp) if g[0] != b[0]]
+    print(f"\nbeam (width {BEAM_WIDTH}) and greedy disagree on {len(disagree)} of {len(test_comp)} compositional sentences")
+    for e, g, b in disagree[:3]:
+        print(f"  {' '.join(e)}")
+        for name, ids, score in (("greedy", g[0], g[2]), ("beam", b[0], b[1])):
+            print(f"    {name:6} {' '.join(words(ids)):40} log p = {score:8.4f}")
+
+    # --- what cross-attention learned: which English word each Italian adjective reads ---
+    hits = reads = 0
+    for (e, _), (g, maps, _) in zip(test_random, greedy_random):
+        for word, heads in zip(words(g), maps):
+            if word in FORM_GENDERS:
+                weights = [sum(h[t] for h in heads) for t in range(len(e))]
+                top = e[max(range(len(e)), key=weights.__getitem__)]
+                hits += top in ADJECTIVES and word in ADJECTIVES[top]
+                reads += 1
+    alignment_share = hits / max(1, reads)
+    e, _ = next(p for p in test_random if sum(w in ADJECTIVES for w in p[0]) == 2)
+    g, maps, _ = greedy(source_ids(e), params, pe)
+    print("\ncross-attention, averaged over heads (rows: Italian written; columns: English read):")
+    for line in attention_map(e + [EOS], words(g) + [EOS], maps):
+        print(line)
+    print(f"{alignment_share:.1%} of {reads:,} Italian adjectives in the random test set read their English")
+    print("adjective most; it sits before the noun in English and after it in Italian, so those")
+    print("alignments cross")
+
+    seconds = time.perf_counter() - t0
+    metrics = {
+        "exact_random": exact_random,
+        "exact_compositional": exact_comp,
+        "baseline_exact_random": base_random,
+        "baseline_exact_compositional": base_comp,
+        "margin_random": exact_random - base_random,
+        "margin_compositional": exact_comp - base_comp,
+        "agreement_compositional": agreement_rate,
+        "beam_exact_compositional": beam_exact,
+        "alignment_share": alignment_share,
+        "heldout_loss": heldout_loss,
+        "train_loss_last50": sum(losses[-50:]) / 50,
+        "num_params": num_params,
+        "ms_per_step": ms_per_step,
+        "seconds": seconds,
+    }
+    print("\n=== SUMMARY ===")
+    print(f"parameters            {num_params:,}")
+    print(f"training              {NUM_STEPS:,} steps x {BATCH_SIZE} pairs, {ms_per_step:.0f} ms/step")
+    print(f"held-out loss         {heldout_loss:.4f} nats/word (teacher-forced, 100 random sentences)")
+    print(f"exact match, greedy   random {exact_random:.1%}, compositional {exact_comp:.1%}")
+    print(f"word-by-word baseline random {base_random:.1%}, compositional {base_comp:.1%}")
+    print(f"beam search, width {BEAM_WIDTH} compositional {beam_exact:.1%}")
+    print(f"gender agreement      {agreement_rate:.1%} of noun phrases in compositional outputs")
+    print(f"alignment             {alignment_share:.1%} of adjectives read their English adjective most")
+    print(f"total time            {seconds:.1f}s")
+    report_targets(metrics, TARGETS)
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Fast tests for alignment/micromoe.py: routing, the balancing loss, and every
+hand-derived gradient of the hybrid model against central finite differences."""
+
+import random
+
+import pytest
+
+import micromoe
+from gradcheck import check_grads, rel_err
+from micromoe import Value, balance_loss, expert_backward, expert_forward, top_k_gates, train_step
+
+VOCAB, BOS = 5, 4  # a toy vocabulary: 4 letters and BOS
+
+
+def test_top_k_picks_the_largest_gates_and_renormalises_them():
+    rng = random.Random(0)
+    for _ in range(20):
+        probs = micromoe.softmax_floats([rng.gauss(0, 1) for _ in range(6)])
+        for k in (2, 3):
+            chosen, gates = top_k_gates(probs, k)
+            assert sorted(chosen) == sorted(sorted(range(6), key=lambda i: -probs[i])[:k])
+            assert abs(sum(gates) - 1.0) < 1e-12
+            # the ratios of the chosen probabilities survive renormalisation
+            assert abs(gates[0] / gates[1] - probs[chosen[0]] / probs[chosen[1]]) < 1e-12
+        assert top_k_gates(probs, 1) == ([max(range(6), key=probs.__getitem__)], [max(probs)])
+
+
+def test_gradients_flow_through_the_renormalised_gates():
+    def build(z):
+        probs = micromoe.softmax(z)
+        _, gates = top_k_gates(probs, 2)
+        return gates[0] * 0.7 - gates[1] * 1.3 + probs[1] * 0.4  # probs[1]: an unchosen expert
+
+    check_grads(Value, build, [0.3, -0.2, 1.1, 0.5])
+    # the renormalised gates are a softmax over the chosen logits alone: the others
+    # cancel out of p_e / (p_a + p_b), so they get exactly no gradient from the gates
+    z = [Value(v) for v in (0.3, -0.2, 1.1, 0.5)]
+    _, gates = top_k_gates(micromoe.softmax(z), 2)
+    (gates[0] * 0.7).backward()
+    assert abs(z[0].grad) < 1e-15 and abs(z[1].grad) < 1e-15 and abs(z[2].grad) > 0.01
+
+
+def test_balance_loss_is_1_when_uniform_and_grows_as_routing_concentrates():
+    n = 4
+    assert abs(balance_loss([1 / n] * n, [1 / n] * n) - 1.0) < 1e-12
+    values = []
+    for c in (0.0, 0.25, 0.5, 0.75, 1.0):  # move mass onto expert 0
+        share = [1 / n + c * (1 - 1 / n)] + [(1 - c) / n] * (n - 1)
+        values.append(balance_loss(share, share))
+    assert values == sorted(values) and abs(values[-1] - n) < 1e-12
+
+
+def test_expert_backward_matches_finite_differences():
+    rng = random.Random(1)
+    fc1 = [[rng.gauss(0, 1) for _ in range(5)] for _ in range(3)]
+    fc2 = [[rng.gauss(0, 1) for _ in range(3)] for _ in range(5)]
+    h = [rng.gauss(0, 1) for _ in range(5)]
+    u = [rng.gauss(0, 1) for _ in range(5)]  # L = u . f(h), so dL/df = u
+
+    def loss(fc1, fc2, h):
+        return sum(a * b for a, b in zip(u, expert_forward(fc1, fc2, h)[0]))
+
+    g1, g2, dh = [[0.0] * 5 for _ in range(3)], [[0.0] * 3 for _ in range(5)], [0.0] * 5
+    _, a = expert_forward(fc1, fc2, h)
+    assert 0 < sum(x > 0 for x in a) < len(a)  # both sides of the relu are exercised
+    expert_backward(fc1, fc2, h, a, u, g1, g2, dh)
+    eps = 1e-6
+    for target, grad in ((fc1, g1), (fc2, g2), ([h], [dh])):
+        for i, row in enumerate(target):
+            for j in range(len(row)):
+                row[j] += eps
+                up = loss(fc1, fc2, h)
+                row[j] -= 2 * eps
+                down = loss(fc1, fc2, h)
+                row[j] += eps
+                assert rel_err(grad[i][j], (up - down) / (2 * eps)) < 1e-6
+
+
+@pytest.mark.parametrize("k,coef", [(1, 0.0), (1, 0.5), (2, 0.5)])
+def test_every_parameter_gradient_of_the_hybrid_model_matches_finite_differences(k, coef):
+    params = micromoe.init_params(VOCAB, 3, 4, random.Random(2))
+    doc = [BOS, 0, 2, 1, 3, 0, BOS]
+    task, aux, grads, counts = train_step(params, doc, k, coef, BOS)
+    assert sum(counts) == k * (len(doc) - 1)
+    eps = 1e-6
+    rng = random.Random(3)
+    for name, mat in params.items():
+        for _ in range(4):  # four random entries of every matrix
+            i, j = rng.randrange(len(mat)), rng.randrange(len(mat[0]))
+            mat[i][j] += eps
+            up = sum(x * w for x, w in zip(train_step(params, doc, k, coef, BOS)[:2], (1.0, coef)))
+            mat[i][j] -= 2 * eps
+            down = sum(x * w for x, w in zip(train_step(params, doc, k, coef, BOS)[:2], (1.0, coef)))
+            mat[i][j] += eps
+            numeric = (up - down) / (2 * eps)
+            assert abs(grads[name][i][j] - numeric) < 1e-6 * max(1.0, abs(numeric)), (name, i, j)
+
+
+def test_float_forward_gives_the_trained_loss():
+    params = micromoe.init_params(VOCAB, 3, 4, random.Random(4))
+    doc = [BOS, 1, 1, 3, BOS]
+    task = train_step(params, doc, 2, 0.0, BOS)[0]
+    loss, shares, pairs = micromoe.evaluate(params, [doc], 2, BOS)
+    assert abs(task - loss) < 1e-12 and abs(sum(shares) - 1.0) < 1e-12 and len(pairs) == 4
