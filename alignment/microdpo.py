@@ -376,8 +376,8 @@ def linear(x, w):
     out = []
     for row in w:
         wd = [v.data for v in row]
-        # sum(map(mul, ...)) is the dot product with the loop inside C: ~2x faster
-        # than a generator expression, and the same floats added in the same order.
+        # sum(map(mul, ...)) is the dot product with its loop run inside C rather than
+        # as Python bytecode; the same floats are added in the same order.
         out.append(Value(sum(map(operator.mul, wd, xd)), (*row, *xs), (*xd, *wd)))
     return out
 

@@ -54,12 +54,13 @@ HELDOUT_FRAC = 0.1
 EVAL_NAMES = 300
 
 # --- training: the base, then every adaptation arm ---
-# Time budget (the benchmark is 120 s on a 2-core machine): one step of this model
-# costs ~14 ms, so 1,500 base steps + 5 adaptation runs x 500 steps = 4,000 steps is
-# ~60 s, and scoring 600 held-out names per arm another ~15 s: a third of the
-# benchmark stays spare for a busier machine. 1,500 base steps put the a-m loss well
-# under its bigram baseline (microgpt needs 2,000 on all names for a 0.1-nat margin);
-# 500 adaptation steps match the setting the issue's prototype measured.
+# Time budget (the benchmark is 120 s on a 2-core machine): a step of this model costs
+# ~14 ms (a LoRA step less: its frozen weights get no gradients), so 1,500 base steps
+# + 5 adaptation runs x 500 steps = 4,000 steps is under a minute, and scoring 600
+# held-out names for each of the 6 models ~15-20 s more, leaving room for a busier
+# machine. 1,500 base steps put the a-m loss well under its bigram baseline (microgpt
+# needs 2,000 on all names for a 0.1-nat margin); 500 adaptation steps match the
+# setting the issue's prototype measured.
 BASE_STEPS = 1500
 ADAPT_STEPS = 500
 # Adam, decayed linearly to 0, as microgpt. Every arm uses the same rate and schedule,
@@ -70,8 +71,9 @@ ADAM_EPS = 1e-8
 LOG_CLIP = 1e-10  # log(x) is computed as log(max(x, 1e-10))
 
 # --- LoRA ---
-# Rank 2 adapters on the query and value projections, as in the LoRA paper's main
-# setting: 2 x (2x16 + 16x2) = 128 trainable numbers, 3.1% of the model.
+# Rank 2 adapters on the query and value projections: q and v are the pair the LoRA
+# paper found best to adapt, and its rank sweep found even rank 1 competitive there.
+# 2 x (2x16 + 16x2) = 128 trainable numbers, 3.1% of the model.
 LORA_RANK = 2
 LORA_TARGETS = ("attn.wq", "attn.wv")
 # The update is scaled by alpha / r. With Adam, alpha acts like a learning rate for
@@ -322,9 +324,11 @@ class Value:
 # --- AUTOGRAD DIFFERENCES IN THIS SCRIPT ---
 # This Value class follows the canonical interface (see docs/autograd-interface.md):
 # microgpt's class and its four fused operations (linear, softmax, cross_entropy,
-# rmsnorm), copied verbatim. Additions for LoRA: none to the class. The adapter path
-# (lora_linear) is built from linear() and the primitives, so it needs no derivative
-# of its own; tests/test_microlora.py checks its gradients by finite differences.
+# rmsnorm), copied verbatim. Additions for LoRA: none to the class; one new fused node,
+# frozen_linear (after rmsnorm), which is linear() for weights that are not trained.
+# The adapter path (lora_linear) is built from frozen_linear(), linear() and the
+# primitives; tests/test_microlora.py checks both against finite differences and
+# frozen_linear against linear().
 
 
 def linear(x, w):
@@ -409,6 +413,33 @@ def rmsnorm(x, eps=1e-5):
     return out
 
 
+# --- new in this script: a linear layer whose weights are constants ---
+
+
+def frozen_linear(x, w):
+    """linear(x, w) with w frozen: the same outputs, but only x gets a gradient.
+
+    The output is sum_j w[i][j] x[j] as in linear(); its children are x alone, with
+    local gradients dy_i/dx[j] = w[i][j]. The weights are read as numbers and left out
+    of the graph, so backward() never computes dLoss/dw: this is where freezing saves
+    work (about half the edges of a linear node lead to its weights). The gradient
+    still flows THROUGH w to x, which the adapters of earlier layers need.
+
+    >>> w = [[Value(3.0), Value(4.0)]]
+    >>> y = frozen_linear([Value(1.0), Value(2.0)], w)[0]
+    >>> y.backward(); (y.data, w[0][0].grad)  # same value as linear(); w untouched
+    (11.0, 0.0)
+    """
+    xs = tuple(x)
+    xd = [v.data for v in xs]
+    out = []
+    for row in w:
+        wd = [v.data for v in row]
+        # linear()'s node minus the weight half: children x only, local gradients w.
+        out.append(Value(sum(map(operator.mul, wd, xd)), xs, wd))
+    return out
+
+
 # === MODEL ===
 # microgpt's transformer (RMSNorm, no biases, ReLU MLP, one block), with one change:
 # every weight matrix of the block is applied through lora_linear(), which adds an
@@ -469,8 +500,9 @@ def copy_params(params):
 #            frozen         trained: r (d_in + d_out) numbers
 #
 # For a 16x16 matrix at r = 2 that is 64 trained numbers instead of 256, and only
-# they need gradients kept and two Adam moments each. Full fine-tuning stores a
-# gradient and two moments for every weight of the model: 3x the model again.
+# they need gradients and two Adam moments each (W enters through frozen_linear, so
+# its gradient is never even computed). Full fine-tuning stores a gradient and two
+# moments for every weight of the model: three more floats per weight.
 # B = 0 at the start makes B A = 0, so the adapted model IS the base model at step 0.
 # Subtle: that only works because A is random. If A were 0 as well, the gradient of
 # B (which is proportional to A x) and the gradient of A (proportional to B) would both
@@ -499,7 +531,7 @@ def lora_params(lora):
 
 
 def lora_linear(x, w, adapter=None):
-    """y = W x + (alpha / r) B (A x); without an adapter, exactly linear(x, w).
+    """y = W x + (alpha / r) B (A x) with W frozen; without an adapter, frozen_linear(x, w).
 
     B (A x) costs r (d_in + d_out) multiplications, (B A) x would cost d_out d_in
     more: the low-rank path is cheap because it never forms B A.
@@ -509,7 +541,7 @@ def lora_linear(x, w, adapter=None):
     >>> lora_linear(x, w, (A, B, 2.0))[0].data  # 11 + 2 * 0.5 * (1 + 2)
     14.0
     """
-    y = linear(x, w)
+    y = frozen_linear(x, w)
     if adapter is None:
         return y
     A, B, scale = adapter
@@ -537,13 +569,20 @@ def gpt(token, pos, keys, values, params, lora):
     Each layer appends this position's key and value to keys[layer] / values[layer]
     and attends over everything stored so far: causal by construction (a KV cache).
     """
-    x = [t + p for t, p in zip(params["wte"][token], params["wpe"][pos])]
+    # With adapters attached, the whole base is frozen: every base weight enters as a
+    # constant (lora_linear / frozen_linear; the embeddings as a plain sum), so the
+    # backward pass computes gradients for the adapters and the activations only.
+    frozen = bool(lora)
+    if frozen:
+        x = [Value(t.data + p.data) for t, p in zip(params["wte"][token], params["wpe"][pos])]
+    else:
+        x = [t + p for t, p in zip(params["wte"][token], params["wpe"][pos])]
     x = rmsnorm(x)
     scale = 1.0 / math.sqrt(HEAD_DIM)
 
     def proj(name, v):
         # the one change from microgpt: every block matrix may carry an adapter
-        return lora_linear(v, params[name], lora.get(name))
+        return lora_linear(v, params[name], lora.get(name)) if frozen else linear(v, params[name])
 
     for layer in range(N_LAYER):
         # --- causal self-attention ---
@@ -566,7 +605,22 @@ def gpt(token, pos, keys, values, params, lora):
         x = rmsnorm(x)
         x = [a.relu() for a in proj(f"h{layer}.mlp.fc1", x)]
         x = [a + b for a, b in zip(proj(f"h{layer}.mlp.fc2", x), residual)]
-    return linear(x, params["lm_head"])
+    return (frozen_linear if frozen else linear)(x, params["lm_head"])
+
+
+def num_predictions(name_tokens):
+    """How many next tokens one BOS-wrapped name asks for: each letter and the closing BOS.
+
+    >>> num_predictions([26, 0, 13, 0, 26])  # BOS a n a BOS: a, n, a, BOS
+    4
+    """
+    return min(BLOCK_SIZE, len(name_tokens) - 1)
+
+
+def name_logits(name_tokens, params, lora):
+    """The logits at each position of one BOS-wrapped name, reading it left to right."""
+    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    return [gpt(name_tokens[pos], pos, keys, values, params, lora) for pos in range(num_predictions(name_tokens))]
 
 
 def position_losses(name_tokens, params, lora):
@@ -575,9 +629,7 @@ def position_losses(name_tokens, params, lora):
     Position 0 predicts the first letter from BOS alone: it is the model's start-letter
     distribution, which is exactly what differs most between a-m and n-z names.
     """
-    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-    n = min(BLOCK_SIZE, len(name_tokens) - 1)
-    return [cross_entropy(gpt(name_tokens[pos], pos, keys, values, params, lora), name_tokens[pos + 1]) for pos in range(n)]
+    return [cross_entropy(z, name_tokens[pos + 1]) for pos, z in enumerate(name_logits(name_tokens, params, lora))]
 
 
 def name_loss(name_tokens, params, lora):
@@ -591,12 +643,12 @@ def name_loss(name_tokens, params, lora):
 # handed to Adam (`trainable`) and which are frozen.
 
 
-def train(params, lora, trainable, frozen, docs, num_steps, report=True):
+def train(params, lora, trainable, docs, num_steps, report=True):
     """Adam on `trainable`, one name per step; returns the per-step losses and ms/step.
 
-    Freezing: the frozen weights are still in the graph (the forward pass needs them),
-    so backward() still fills their .grad. Adam never sees them, and their .grad is
-    thrown away every step, so nothing accumulates and nothing moves.
+    Freezing: with adapters attached, gpt() reads the base weights as constants, so
+    backward() never computes their gradients and Adam never sees them: no gradient,
+    no moments, no update. That is LoRA's saving in memory and in time per step.
     """
     m = [0.0] * len(trainable)
     v = [0.0] * len(trainable)
@@ -613,8 +665,6 @@ def train(params, lora, trainable, frozen, docs, num_steps, report=True):
                 m[i] = BETA1 * m[i] + (1 - BETA1) * g
                 v[i] = BETA2 * v[i] + (1 - BETA2) * g * g
                 p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
-                p.grad = 0.0
-            for p in frozen:
                 p.grad = 0.0
             losses.append(loss.data)
             if report:
@@ -645,12 +695,7 @@ def evaluate(params, lora, docs):
 
 def all_logits(params, lora, docs):
     """Every logit the model produces over `docs`, flattened: for the merge check."""
-    out = []
-    for doc in docs:
-        keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-        for pos in range(min(BLOCK_SIZE, len(doc) - 1)):
-            out.extend(z.data for z in gpt(doc[pos], pos, keys, values, params, lora))
-    return out
+    return [z.data for doc in docs for logits in name_logits(doc, params, lora) for z in logits]
 
 
 # === ANALYSIS ===
@@ -685,7 +730,7 @@ def adapt(base, rank, targets, docs, num_steps, rng, report=False):
     lora = init_lora(params, rank, targets, rng)
     frozen = flatten(params)
     before = [p.data for p in frozen]
-    losses, ms = train(params, lora, lora_params(lora), frozen, docs, num_steps, report)
+    losses, ms = train(params, lora, lora_params(lora), docs, num_steps, report)
     # float.hex() spells out every bit, so any change at all counts (even 0.0 -> -0.0,
     # which == would call equal).
     changed = sum(p.data.hex() != b.hex() for p, b in zip(frozen, before))
@@ -836,7 +881,7 @@ def main():
     print(f"\nbase model: microgpt's architecture, {num_params:,} parameters")
     print(f"bigram count model on a-m, held-out a-m loss: {bigram_am:.4f} nats/char")
     print(f"training the base {BASE_STEPS:,} steps on a-m names")
-    base_losses, ms_per_step = train(base, {}, flatten(base), [], splits["am_train"], BASE_STEPS)
+    base_losses, ms_per_step = train(base, {}, flatten(base), splits["am_train"], BASE_STEPS)
     base_am, base_nz = evaluate(base, {}, am_eval), evaluate(base, {}, nz_eval)
     print(f"base held-out loss: a-m {base_am[0]:.4f}, n-z {base_nz[0]:.4f} nats/char")
     print("\nbase training loss, mean of each 1/60 of the steps:")
@@ -847,7 +892,7 @@ def main():
     rng = random.Random(1)  # adapter initialisation: its own stream
     print(f"\nfull fine-tuning: all {num_params:,} weights, {ADAPT_STEPS} steps on n-z names")
     full = copy_params(base)
-    full_losses, full_ms = train(full, {}, flatten(full), [], splits["nz_train"], ADAPT_STEPS)
+    full_losses, full_ms = train(full, {}, flatten(full), splits["nz_train"], ADAPT_STEPS)
     full_am, full_nz = evaluate(full, {}, am_eval), evaluate(full, {}, nz_eval)
     sweep = []
     for rank, targets in SWEEP:
@@ -888,7 +933,7 @@ def main():
 
     # --- the first letter against the rest ---
     n_names = len(nz_eval)
-    n_rest = sum(min(BLOCK_SIZE, len(d) - 1) - 1 for d in nz_eval)
+    n_rest = sum(num_predictions(d) - 1 for d in nz_eval)
     print(f"\nheld-out loss split: first letter (predicted from BOS) | the rest of the name")
     print(f"  {'arm':22} {'n-z first':>9} {'n-z rest':>9} {'a-m first':>9} {'a-m rest':>9}")
     for label, _, nz, am in rows[:2] + [(main_row["label"], 0, main_row["nz"], main_row["am"])]:
@@ -897,7 +942,7 @@ def main():
     full_share = first_char_share(base_nz, full_nz, n_names, n_rest)
     # The same split of the a-m RISE (forgetting): a ratio of two losses, so the
     # shares work the same way with the signs flipped.
-    am_rest = sum(min(BLOCK_SIZE, len(d) - 1) - 1 for d in am_eval)
+    am_rest = sum(num_predictions(d) - 1 for d in am_eval)
     forget_share = first_char_share(base_am, main_row["am"], len(am_eval), am_rest)
     print(f"of the n-z gain in total nats, the first letter is {lora_share:.0%} for LoRA, {full_share:.0%} for full")
     print(f"fine-tuning; of LoRA's rise on a-m (forgetting) it is {forget_share:.0%}.")
@@ -956,7 +1001,7 @@ def main():
     print("\n=== SUMMARY ===")
     print(f"base              {num_params:,} parameters, {BASE_STEPS:,} steps on a-m, {ms_per_step:.1f} ms/step")
     print(f"                  held-out a-m {base_am[0]:.4f} (bigram {bigram_am:.4f}), n-z {base_nz[0]:.4f}")
-    print(f"LoRA r={LORA_RANK} q,v       {main_row['trainable']} trainable ({metrics['lora_trainable_frac']:.1%}), {main_row['ms']:.1f} ms/step")
+    print(f"{f'LoRA r={LORA_RANK} q,v':18}{main_row['trainable']} trainable ({metrics['lora_trainable_frac']:.1%}), {main_row['ms']:.1f} ms/step")
     print(f"                  n-z {main_row['nz'][0]:.4f}: {metrics['lora_recovery']:.0%} of full fine-tuning's gain")
     print(f"full fine-tuning  {num_params:,} trainable, {full_ms:.1f} ms/step, n-z {full_nz[0]:.4f}")
     print(f"forgetting (a-m)  LoRA {lora_forget:+.4f}, full {full_forget:+.4f}: gap {full_forget - lora_forget:.4f} nats")

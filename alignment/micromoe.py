@@ -330,7 +330,6 @@ class Value:
 # code adds the experts' share of dL/dh before passing it on to the projection.
 
 
-
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 
@@ -347,8 +346,8 @@ def linear(x, w):
     out = []
     for row in w:
         wd = [v.data for v in row]
-        # sum(map(mul, ...)) is the dot product with the loop inside C: ~2x faster
-        # than a generator expression, and the same floats added in the same order.
+        # sum(map(mul, ...)) is the dot product with its loop run inside C rather than
+        # as Python bytecode; the same floats are added in the same order.
         out.append(Value(sum(map(operator.mul, wd, xd)), (*row, *xs), (*xd, *wd)))
     return out
 
@@ -645,11 +644,8 @@ def train(params, docs, k, coef, bos, label):
                 history.append(shares)
                 # the progress line: step, recent loss, time, and the expert shares as bars
                 recent = sum(losses[-SHARE_EVERY:]) / SHARE_EVERY
-                print(
-                    f"  {label:10} step {step + 1:5,d} loss {recent:.3f} {time.perf_counter() - start:5.1f}s |"
-                    + "|".join(f"{bar(s, 10):10}" for s in shares) + "| " + " ".join(f"{s:3.0%}" for s in shares),
-                    flush=True,
-                )
+                elapsed = time.perf_counter() - start
+                print(f"  {label:10} step {step + 1:5,d} loss {recent:.3f} {elapsed:5.1f}s {share_bars(shares)}", flush=True)
                 window = [0] * len(window)
     return losses, auxes, history, 1000 * (time.perf_counter() - start) / NUM_STEPS
 
@@ -754,6 +750,14 @@ def layer_costs(vocab_size, n_experts, hidden, k):
 def bar(fraction, width):
     return "#" * round(fraction * width)
 
+
+def share_bars(shares):
+    """One 10-character bar per expert, then the shares in percent.
+
+    >>> share_bars([0.5, 0.3, 0.2, 0.0])
+    '|#####     |###       |##        |          | 50% 30% 20%  0%'
+    """
+    return "|" + "|".join(f"{bar(s, 10):10}" for s in shares) + "| " + " ".join(f"{s:3.0%}" for s in shares)
 
 
 # === HELPERS ===
@@ -869,7 +873,6 @@ def report_targets(metrics, targets):
     return missed
 
 
-
 def main():
     t0 = time.perf_counter()
     train_names, held_names, chars, train_docs, held_docs = prepare_data()
@@ -910,8 +913,7 @@ def main():
         if label == "dense":
             continue
         r["cv"] = coefficient_of_variation(r["shares"])
-        bars = " ".join(f"{bar(s, 10):10}" for s in r["shares"])
-        print(f"{label:11} {r['heldout']:8.4f} {min(r['shares']):5.1%} {r['cv']:5.2f} {r['aux_first']:9.3f} {r['aux_last']:5.3f}  |{bars}|")
+        print(f"{label:11} {r['heldout']:8.4f} {min(r['shares']):5.1%} {r['cv']:5.2f} {r['aux_first']:9.3f} {r['aux_last']:5.3f}  {share_bars(r['shares'])}")
     print(f"{'dense':11} {runs['dense']['heldout']:8.4f}   (one expert, hidden {max(TOP_KS) * EXPERT_HIDDEN}: no routing)")
 
     # --- specialisation of the main model (top-2, balanced) ---

@@ -5,7 +5,7 @@ generator copies the answer out of it, one character at a time.
 
 The knowledge base is 100 short paragraphs about invented countries (their capitals,
 rivers, founders and populations are made-up words and numbers, so no prior knowledge
-could supply them), generated from templates with the file's own seed. A third of the
+could supply them), generated from templates with the file's own seed. Thirty of the
 paragraphs are held out: the generator never trains on a question about them; they
 exist only in the index, as when the world changes after a model was trained. On
 those held-out questions the script measures exact-match accuracy three ways, side by
@@ -35,7 +35,8 @@ random.seed(42)
 # paragraphs mention each country), few enough to print and check by eye.
 NUM_PARAGRAPHS = 100
 # The last 30 paragraphs are held out: 30 countries x 4 facts x 2 phrasings = 240
-# test questions, so one exact-match point is 2.4 questions (standard error ~3 points).
+# test questions: one question is 0.42 exact-match points, and the standard error of
+# an exact-match rate is at most ~3 points (at 50%; ~1 point near 97%).
 NUM_HELDOUT = 30
 # The knowledge base has its own RNG: changing the model cannot change the facts.
 KB_SEED = 7
@@ -75,6 +76,7 @@ MAX_ANSWER_LEN = 14
 LOG_CLIP = 1e-10
 # Where the no-retrieval arm draws its random paragraphs: a fixed, separate stream.
 EVAL_SEED = 1234
+# Example answers printed (plus up to 2 of BM25's misses): enough to see all 4 relations.
 NUM_EXAMPLES_SHOWN = 6
 
 # === TARGETS ===
@@ -88,6 +90,10 @@ TARGETS = [
     ("bm25_top1", ">", "overlap_top1"),
     # On facts the generator never trained on, retrieval must make it right most of the
     # time, and at least 30 points more often than the same model reading a random paragraph.
+    # Subtle: a pointer can only write strings that are in its passage, and every answer
+    # is a distinct invented word, so the random-paragraph arm scores ~0 by design: that
+    # is what "no retrieval" means for a model that stores no facts (a closed-book
+    # model would need them in its weights; em_train_bm25 below checks it has none).
     ("em_bm25", ">=", 0.50),
     ("rag_margin", ">=", 0.30),
     # The gold paragraph is the ceiling: retrieval can only lose by fetching wrong text.
@@ -298,6 +304,16 @@ def search(query, index, k=TOP_K, k1=BM25_K1, b=BM25_B):
 #    where `written` is " " + the characters emitted so far. If the last characters I
 #    wrote are the ones just before j, then j is what comes next: the induction head.
 #    At step 0, written = " ", so match[1] fires at every word start.
+#    The four k are separate indicators, each with its own weight; where all four
+#    fire, the last four characters written line up with the passage. After "Zou":
+#
+#      passage  ... f o u n d e d _ b y _ Z o u b r e l . ...     (_ = space)
+#      written                          _ Z o u ^ j       (" " + "Zou")
+#      k = 4, 3, 2, 1                   ^ ^ ^ ^ match the 4 characters before j = "b",
+#      so the pointer's mass moves to "b"; then "Zoub" matches before "r", and so on.
+#
+#    Once the start head has picked the answer's first letter, the copy head walks the
+#    passage one character at a time until it copies the "." (STOP) ending the sentence.
 #
 # None of these weights belongs to a particular answer: the generator never stores a
 # capital or a founder, which is why it works on countries it never trained on, and
@@ -387,22 +403,43 @@ def relevance(theta, layout, ex):
     return q, keys, [sum(map(operator.mul, q, k)) for k in keys]
 
 
+def copy_matches(ex, written):
+    """[(k, every j where passage[j - k] == history[-k])] for k = 1..MATCH_WIDTH.
+
+    history = " " + written; each position i holding history[-k] makes j = i + k fire.
+    >>> ex = {"passage": "ab ab", "positions": {"a": [0, 3], "b": [1, 4], " ": [2]}}
+    >>> copy_matches(ex, "a")  # k = 1: after an "a"; k = 2: two after a space
+    [(1, [1, 4]), (2, [4])]
+    """
+    history, n = " " + written, len(ex["passage"])
+    return [
+        (k, [i + k for i in ex["positions"].get(history[-k], ()) if i + k < n])
+        for k in range(1, min(MATCH_WIDTH, len(history)) + 1)
+    ]
+
+
+def start_head_indices(layout, ex):
+    """For each position j, the start head's weights it adds: conv[o][passage[j - o]], o = 0..3.
+
+    Each is an index into theta; column 0 of each offset's row stands for "before the
+    passage", so j < o still reads a weight.
+    """
+    cols, base, width = ex["cols"], layout["conv"], layout["cols"]
+    return [[base + o * width + (cols[j - o] if j >= o else 0) for o in range(CONV_WIDTH)] for j in range(len(cols))]
+
+
 def pointer_scores(theta, layout, ex, r, written, step):
     """s_t(j) for every passage position j, given what has been written so far."""
-    n = len(ex["passage"])
     scores = [r[s] for s in ex["sent_of"]]
     if step == 0:
         # The start head: a learned score for each (offset, character) before/at j.
-        cols, base, width = ex["cols"], layout["conv"], layout["cols"]
-        for j in range(n):
-            scores[j] += sum(theta[base + o * width + (cols[j - o] if j >= o else 0)] for o in range(CONV_WIDTH))
-    # The copy head: for each k, every j whose k-th predecessor equals written[-k].
-    history = " " + written
-    for k in range(1, min(MATCH_WIDTH, len(history)) + 1):
+        for j, idx in enumerate(start_head_indices(layout, ex)):
+            scores[j] += sum(theta[i] for i in idx)
+    # The copy head: match[k] added at every j whose k-th predecessor is written[-k].
+    for k, js in copy_matches(ex, written):
         w = theta[layout["match"] + k - 1]
-        for i in ex["positions"].get(history[-k], ()):
-            if i + k < n:
-                scores[i + k] += w
+        for j in js:
+            scores[j] += w
     return scores
 
 
@@ -468,16 +505,12 @@ def example_loss_and_grads(theta, layout, ex, answer):
         for j in range(n):
             g_r[ex["sent_of"][j]] += g[j]
         if t == 0:
-            cols, base, width = ex["cols"], layout["conv"], layout["cols"]
-            for j in range(n):
-                for o in range(CONV_WIDTH):
-                    idx = base + o * width + (cols[j - o] if j >= o else 0)
-                    grad[idx] = grad.get(idx, 0.0) + g[j]
-        history = " " + written
-        for k in range(1, min(MATCH_WIDTH, len(history)) + 1):
+            for j, idx in enumerate(start_head_indices(layout, ex)):
+                for i in idx:
+                    grad[i] = grad.get(i, 0.0) + g[j]
+        for k, js in copy_matches(ex, written):
             idx = layout["match"] + k - 1
-            fired = sum(g[i + k] for i in ex["positions"].get(history[-k], ()) if i + k < n)
-            grad[idx] = grad.get(idx, 0.0) + fired
+            grad[idx] = grad.get(idx, 0.0) + sum(g[j] for j in js)
     # r_s = q . k_s: the product rule sends g_r_s * k_s to q and g_r_s * q to k_s.
     g_q = [sum(g_r[s] * keys[s][d] for s in range(len(keys))) for d in range(D)]
     for w in ex["qids"]:
@@ -567,7 +600,8 @@ def knob_table(n_docs, df, avgdl):
     """Lines showing BM25's term weight against tf (k1) and against document length (b)."""
     lines = [f"  one term, IDF {idf(df, n_docs):.3f} (in {df} of {n_docs} paragraphs); weight by tf, average length:"]
     lines.append("    tf          " + "".join(f"{tf:>7d}" for tf in (1, 2, 3, 5, 10)))
-    # k1 = 0: tf (k1 + 1) / (tf + k1) = 1 for any tf > 0, so only presence counts.
+    # k1 = 0: tf (k1 + 1) / (tf + k1) = 1 for any tf > 0, so only presence counts; and
+    # since b only scales k1, k1 = 0 switches off the length discount as well.
     for k1 in (0.0, 0.5, BM25_K1, 5.0):
         row = "".join(f"{bm25_term(tf, df, n_docs, avgdl, avgdl, k1, BM25_B):7.3f}" for tf in (1, 2, 3, 5, 10))
         lines.append(f"    k1 = {k1:<6g} {row}")
@@ -591,11 +625,11 @@ def overlap_search(query, docs):
     return min(range(len(docs)), key=lambda d: (-len(terms & set(tokenize(docs[d]))), d))
 
 
-def retrieval_hits(questions, index):
+def retrieval_hits(questions, index, k1=BM25_K1, b=BM25_B):
     """(top-1 rate, top-k rate): how often the gold paragraph is ranked first / in the top k."""
     top1 = topk = 0
     for question, _, gold in questions:
-        ranked = [d for _, d in search(question, index)]
+        ranked = [d for _, d in search(question, index, TOP_K, k1, b)]
         top1 += ranked[:1] == [gold]
         topk += gold in ranked
     return top1 / len(questions), topk / len(questions)
@@ -713,6 +747,7 @@ def main():
     sample_term = max((tokenize(q)[-1] for q, _, _ in held_q), key=lambda t: len(index["postings"][t]))
     print(f"  posting list of {sample_term!r}: {index['postings'][sample_term]}  (paragraph id: count)")
     print("top-3 BM25 scores for a few held-out questions (* = the gold paragraph):")
+    # Every 61st question: four questions spread over countries and relations.
     for question, _, gold in held_q[3::61]:
         ranked = search(question, index)
         shown = "  ".join(f"#{d}{'*' if d == gold else ' '} {s:6.3f}" for s, d in ranked)
@@ -724,8 +759,7 @@ def main():
     print("  top-1 hit rate on the held-out questions with other knob settings:")
     settings = [(BM25_K1, BM25_B), (0.0, BM25_B), (BM25_K1, 0.0), (BM25_K1, 1.0)]
     for k1, b in settings:
-        rate = sum(search(q, index, 1, k1, b)[0][1] == g for q, _, g in held_q) / len(held_q)
-        print(f"    k1 = {k1:<6g} b = {b:<5g}  {rate:.1%}")
+        print(f"    k1 = {k1:<6g} b = {b:<5g}  {retrieval_hits(held_q, index, k1, b)[0]:.1%}")
 
     bm25_top1, bm25_topk = retrieval_hits(held_q, index)
     overlap_top1 = sum(overlap_search(q, paragraphs) == g for q, _, g in held_q) / len(held_q)
@@ -754,13 +788,16 @@ def main():
     def random_passage(question, gold):
         return paragraphs[random_of[question]]
 
-    held_examples = [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in held_q]
+    def with_gold(questions):
+        return [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in questions]
+
+    held_examples = with_gold(held_q)
     untrained_loss = mean_loss(theta, layout, held_examples)
     untrained_em, _ = exact_match(theta, layout, held_q, top1_passage, vocab, alphabet)
     print(f"untrained: held-out loss {untrained_loss:.4f} nats/char, exact match with BM25 {untrained_em:.1%}")
 
     # --- training: gold passages for the training questions only ---
-    train_examples = [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in train_q]
+    train_examples = with_gold(train_q)
     random.shuffle(train_examples)
     print(f"\ntraining {NUM_STEPS:,} steps, one (question, gold paragraph) pair each")
     losses, ms_per_step = train(theta, layout, train_examples, NUM_STEPS)
@@ -786,7 +823,7 @@ def main():
     # Parametric vs non-parametric: a model that had memorised its training facts would
     # score far higher on them than on unseen ones. This one stores no facts at all.
     gap = em_train - em_bm25
-    print(f"on the {len(train_q)} training questions, BM25 top-1: {em_train:.1%} ({gap:+.1%} vs held-out): the answers")
+    print(f"on the {len(train_q)} training questions, BM25 top-1: {em_train:.1%} ({100 * gap:+.1f} points vs held-out): the answers")
     print("live in the index, not in the weights" if abs(gap) < 0.05 else "the weights hold some of the answers")
     print("\nexamples (question -> answer with: random paragraph | BM25 | gold):")
     # Questions come 8 per country (4 relations x 2 phrasings): walk across both.

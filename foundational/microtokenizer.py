@@ -13,8 +13,9 @@ words end up as one id while rare ones fall back to pieces.
 
 It trains on the first 100 KB of Shakespeare, measures compression on the ~1 MB that
 follows (never trained on), shows the vocabulary-size / sequence-length trade-off, does
-the same on the 29,494 distinct names, and checks that decode(encode(x)) == x on all of it plus a set
-of deliberately awkward strings.
+the same on the 29,494 distinct names, and checks that decode(encode(x)) == x on all of
+it plus a set of deliberately awkward strings. A baseline with the same budget, the most
+frequent byte pairs counted once, shows what repeating the merges buys.
 
 Attribution: BPE as a compression scheme is Gage (1994); Sennrich et al. (2016) used it
 for subword vocabularies; GPT-2 (Radford et al., 2019) made it byte-level with a regex

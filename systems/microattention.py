@@ -37,7 +37,7 @@ SEQ_LEN = 12  # tokens in the sequence: long enough that a window of 4 drops rea
 WINDOW = 4  # sliding window: each query sees itself and the 3 tokens before it
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0)  # head deviation size: identical, redundant, loose, independent
 # Random layers + inputs averaged per eps; the cosines are means over them. 8 keeps the
-# run near 3 s; the standard error of each mean is printed, since 8 is few.
+# run near 3 s; findings() weighs what 8 trials can show against their standard error.
 N_TRIALS = 8
 STRESS_SCALE = 1000.0  # inputs scaled so logits reach ~1e6: exp() overflows without max-subtraction
 LOWRANK_TOL = 1e-12  # MLA conversion: stop the eigen-iteration when captured energy stalls

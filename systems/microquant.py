@@ -525,8 +525,8 @@ def train(params, docs, num_steps, report=True):
             # linear decay: big steps first, fine-tuning last
             lr = LEARNING_RATE * (1 - step / num_steps)
             c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
-            # The moment updates run as list comprehensions over all parameters at once
-            # (the same arithmetic as a loop over i, about twice as fast in CPython).
+            # The moment updates are list comprehensions over all parameters at once: the
+            # same arithmetic as a loop over i, without indexing three lists per parameter.
             grads = [p.grad for p in flat]
             m = [BETA1 * m_i + (1 - BETA1) * g for m_i, g in zip(m, grads)]
             v = [BETA2 * v_i + (1 - BETA2) * g * g for v_i, g in zip(v, grads)]

@@ -42,7 +42,14 @@ BENCHMARKS = {
     "systems/microbeam.py": 90,
 }
 
-KNOWN_MISSES = {}
+KNOWN_MISSES = {
+    ("foundational/microdiffusion.py", "train_loss_ratio < 0.5"): (
+        "issue 10: the noise-prediction loss falls from ~1.3 to ~0.4 within the first ~50"
+        " of 4,000 steps and then sits near its floor (at small t the noise inside the"
+        " spiral's own thickness cannot be predicted), so the first 10% of steps is already"
+        " near the floor: last/first = 0.85"
+    ),
+}
 
 
 def budget_s(script):

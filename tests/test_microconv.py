@@ -44,6 +44,12 @@ def central_differences(loss_fn, tensor, h=1e-6):
     return grads
 
 
+def assert_gradients_match(loss_fn, pairs):
+    """Each (analytic gradient, tensor) pair against central differences of loss_fn."""
+    for analytic, tensor in pairs:
+        assert grad_rel_error(flat(analytic), central_differences(loss_fn, tensor)) < 1e-6
+
+
 def weighted(fmaps, weights):
     """A scalar loss that reads every output with its own fixed weight, so every output's
     gradient matters: loss = sum(weights * fmaps); dloss/dfmaps = weights."""
@@ -135,8 +141,7 @@ def test_convolution_gradients_match_finite_differences(pad, stride):
 
     dweight, dbias = mc.zeros_like(weight), [0.0] * 3
     dimage = mc.conv2d_backward(dout, image, weight, dweight, dbias, pad, stride)
-    for analytic, tensor in [(dweight, weight), (dbias, bias), (dimage, image)]:
-        assert grad_rel_error(flat(analytic), central_differences(loss, tensor)) < 1e-6
+    assert_gradients_match(loss, [(dweight, weight), (dbias, bias), (dimage, image)])
 
 
 def test_max_pool_gradient_goes_only_to_each_maximum():
@@ -155,8 +160,7 @@ def test_max_pool_gradient_goes_only_to_each_maximum():
                 assert pooled[c][i][j] == fmaps[c][winner[0]][winner[1]]
                 for r, s in block:
                     assert dmaps[c][r][s] == (dpooled[c][i][j] if (r, s) == winner else 0.0)
-    numeric = central_differences(lambda: weighted(mc.maxpool2d(fmaps, 2)[0], dpooled), fmaps)
-    assert grad_rel_error(flat(dmaps), numeric) < 1e-6
+    assert_gradients_match(lambda: weighted(mc.maxpool2d(fmaps, 2)[0], dpooled), [(dmaps, fmaps)])
 
 
 def test_linear_gradients_match_finite_differences():
@@ -169,15 +173,14 @@ def test_linear_gradients_match_finite_differences():
 
     dw, db = mc.zeros_like(w), [0.0] * 3
     dx = mc.linear_backward(dy, x, w, dw, db)
-    for analytic, tensor in [(dw, w), (db, b), (dx, x)]:
-        assert grad_rel_error(flat(analytic), central_differences(loss, tensor)) < 1e-6
+    assert_gradients_match(loss, [(dw, w), (db, b), (dx, x)])
 
 
 def test_softmax_cross_entropy_gradient_and_stability():
     logits = [0.5, -1.2, 2.0, 0.0]
     _, grad, pred = mc.softmax_cross_entropy(logits, 1)
-    numeric = central_differences(lambda: mc.softmax_cross_entropy(logits, 1)[0], logits)
-    assert grad_rel_error(grad, numeric) < 1e-6 and pred == 2
+    assert_gradients_match(lambda: mc.softmax_cross_entropy(logits, 1)[0], [(grad, logits)])
+    assert pred == 2
     # logits of 1000 would overflow a naive exp; the max-subtracted form is exact here
     loss, grad, _ = mc.softmax_cross_entropy([1000.0, 0.0], 1)
     assert loss == pytest.approx(1000.0) and grad == pytest.approx([1.0, -1.0])
@@ -203,7 +206,7 @@ def test_whole_model_gradient_matches_finite_differences(name):
             # Two rows of each dense matrix keep the test fast: the label's row (pushed
             # up by the loss) and row 0 (pushed down); every other parameter in full.
             tensor, analytic = [tensor[label], tensor[0]], [analytic[label], analytic[0]]
-        assert grad_rel_error(flat(analytic), central_differences(loss, tensor)) < 1e-6, key
+        assert_gradients_match(loss, [(analytic, tensor)])
 
 
 def test_parameter_counts_are_the_documented_ones():

@@ -124,7 +124,7 @@ def test_training_lowers_the_loss_and_pulls_typos_together():
         return sum(me.dot(me.encode(me.featurize(a), w)[0], me.encode(me.featurize(b), w)[0]) for a, b in pairs) / 100
 
     before = typo_pair_cosine()
-    losses, _ = me.train(w, names, 60, random.Random(4), report=False)
+    losses, _ = me.train(w, names, 30, random.Random(4), report=False)
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.1
     assert typo_pair_cosine() > before + 0.05
 
@@ -211,3 +211,15 @@ def test_evaluate_draws_the_same_pairs_for_every_encoder():
 def test_nearest_never_returns_the_query_itself():
     index = [("anna", [1.0, 0.0]), ("anne", [0.8, 0.6]), ("zed", [0.0, 1.0])]
     assert me.nearest([1.0, 0.0], index, k=1, exclude="anna") == [(0.8, 1)]
+
+
+def test_findings_read_the_numbers_not_a_script():
+    def result(top1, edits):
+        return {"retrieval_top1": top1, "nn_edit_distance": edits}
+
+    lengths = {"letter": 1.0, "inner 2-gram": 1.0}
+    lines = me.findings(result(0.9, 2.0), result(0.7, 3.0), result(0.85, 2.5), lengths, {"letter": 2.0, "inner 2-gram": 1.5})
+    assert "+15.0 points" in lines[0] and "5.0 points below" in lines[1]
+    assert "the raw bag" in lines[2] and "most: letter (x2.00)" in lines[3]
+    lines = me.findings(result(0.8, 3.0), result(0.7, 3.0), result(0.85, 2.5), lengths, lengths)
+    assert "5.0 points above" in lines[1] and "the trained encoder" in lines[2]

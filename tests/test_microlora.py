@@ -1,7 +1,8 @@
 """Fast tests for alignment/microlora.py: the adapter path, merging, freezing and the split.
 
 The Value class and the fused operations are microgpt's verbatim (test_contract.py
-checks the text, test_microgpt.py their gradients); what is new here is LoRA.
+checks the text, test_microgpt.py their gradients); what is new here is LoRA and the
+frozen_linear node it runs the frozen base through.
 """
 
 import random
@@ -49,6 +50,14 @@ def test_trainable_count_is_r_times_d_in_plus_d_out_per_adapted_matrix():
     assert len(microlora.flatten(microlora.init_params(VOCAB))) == 4192
 
 
+W_FROZEN = [[0.3, -0.7, 1.1], [0.9, 0.2, -0.4]]  # a 2x3 base matrix, the same every call
+
+
+def frozen_w():
+    """Fresh Values for the frozen matrix: constants of the graph, not inputs to it."""
+    return [[Value(a) for a in row] for row in W_FROZEN]
+
+
 def lora_linear_ref(x, w, A, B, scale):
     """W x + scale * (B A) x with B A formed explicitly, from the Value primitives only."""
     ba = [[sum((B[i][k] * A[k][j] for k in range(len(A))), Value(0.0)) for j in range(len(x))] for i in range(len(w))]
@@ -59,31 +68,42 @@ def lora_linear_ref(x, w, A, B, scale):
 
 
 def split(v):
-    # 3 inputs, a 2x3 W, rank 2: A is 2x3, B is 2x2
-    return v[0:3], [v[3:6], v[6:9]], [v[9:12], v[12:15]], [v[15:17], v[17:19]]
+    # the trained inputs: x (3), then rank 2 adapters for the 2x3 W: A is 2x3, B is 2x2
+    return v[0:3], [v[3:6], v[6:9]], [v[9:11], v[11:13]]
 
 
-INPUTS = [0.5, -1.2, 0.8] + [random.Random(7).uniform(-1, 1) for _ in range(16)]
+INPUTS = [0.5, -1.2, 0.8] + [random.Random(7).uniform(-1, 1) for _ in range(10)]
+
+
+def lora_out(v):
+    x, A, B = split(v)
+    return weighted_sum(microlora.lora_linear(x, frozen_w(), (A, B, 2.0)))
+
+
+def test_frozen_linear_is_linear_without_weight_gradients():
+    def frozen(x):
+        return weighted_sum(microlora.frozen_linear(x, frozen_w()))
+
+    def primitives(x):
+        return weighted_sum([sum((wij * xj for wij, xj in zip(row, x)), Value(0.0)) for row in frozen_w()])
+
+    check_grads(Value, frozen, INPUTS[:3])
+    same_value_and_gradient(Value, frozen, primitives, INPUTS[:3])
+    w = frozen_w()
+    weighted_sum(microlora.frozen_linear([Value(a) for a in INPUTS[:3]], w)).backward()
+    assert all(p.grad == 0.0 for row in w for p in row)  # never in the graph
 
 
 def test_lora_linear_gradients_match_finite_differences():
-    def build(v):
-        x, w, A, B = split(v)
-        return weighted_sum(microlora.lora_linear(x, w, (A, B, 2.0)))
-
-    check_grads(Value, build, INPUTS)
+    check_grads(Value, lora_out, INPUTS)
 
 
 def test_lora_linear_matches_forming_b_a_explicitly():
-    def fused(v):
-        x, w, A, B = split(v)
-        return weighted_sum(microlora.lora_linear(x, w, (A, B, 2.0)))
-
     def ref(v):
-        x, w, A, B = split(v)
-        return weighted_sum(lora_linear_ref(x, w, A, B, 2.0))
+        x, A, B = split(v)
+        return weighted_sum(lora_linear_ref(x, frozen_w(), A, B, 2.0))
 
-    same_value_and_gradient(Value, fused, ref, INPUTS)
+    same_value_and_gradient(Value, lora_out, ref, INPUTS)
 
 
 def test_model_gradient_wrt_adapters_matches_finite_differences():
@@ -125,7 +145,7 @@ def test_adaptation_moves_only_the_adapters_and_leaves_frozen_weights_bit_identi
     before = [p.data for p in microlora.flatten(base)]
     params, lora, losses, _, changed = microlora.adapt(base, 2, microlora.LORA_TARGETS, [DOC], 5, random.Random(9), report=False)
     assert changed == 0
-    assert all(p.grad == 0.0 for p in microlora.flatten(params))  # frozen gradients discarded
+    assert all(p.grad == 0.0 for p in microlora.flatten(params))  # frozen: never computed
     assert any(p.data != 0.0 for _, B, _ in lora.values() for row in B for p in row)  # B moved
     assert [p.data for p in microlora.flatten(base)] == before  # the base itself was copied
     assert losses[-1] < losses[0]

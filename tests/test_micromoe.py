@@ -12,6 +12,16 @@ from micromoe import Value, balance_loss, expert_backward, expert_forward, top_k
 VOCAB, BOS = 5, 4  # a toy vocabulary: 4 letters and BOS
 
 
+def central_difference(loss, mat, i, j, eps=1e-6):
+    """(loss(w + eps) - loss(w - eps)) / 2 eps for the float entry mat[i][j], restored after."""
+    mat[i][j] += eps
+    up = loss()
+    mat[i][j] -= 2 * eps
+    down = loss()
+    mat[i][j] += eps
+    return (up - down) / (2 * eps)
+
+
 def test_top_k_picks_the_largest_gates_and_renormalises_them():
     rng = random.Random(0)
     for _ in range(20):
@@ -64,16 +74,10 @@ def test_expert_backward_matches_finite_differences():
     _, a = expert_forward(fc1, fc2, h)
     assert 0 < sum(x > 0 for x in a) < len(a)  # both sides of the relu are exercised
     expert_backward(fc1, fc2, h, a, u, g1, g2, dh)
-    eps = 1e-6
     for target, grad in ((fc1, g1), (fc2, g2), ([h], [dh])):
         for i, row in enumerate(target):
             for j in range(len(row)):
-                row[j] += eps
-                up = loss(fc1, fc2, h)
-                row[j] -= 2 * eps
-                down = loss(fc1, fc2, h)
-                row[j] += eps
-                assert rel_err(grad[i][j], (up - down) / (2 * eps)) < 1e-6
+                assert rel_err(grad[i][j], central_difference(lambda: loss(fc1, fc2, h), target, i, j)) < 1e-6
 
 
 @pytest.mark.parametrize("k,coef", [(1, 0.0), (1, 0.5), (2, 0.5)])
@@ -82,17 +86,16 @@ def test_every_parameter_gradient_of_the_hybrid_model_matches_finite_differences
     doc = [BOS, 0, 2, 1, 3, 0, BOS]
     task, aux, grads, counts = train_step(params, doc, k, coef, BOS)
     assert sum(counts) == k * (len(doc) - 1)
-    eps = 1e-6
     rng = random.Random(3)
+
+    def total_loss():  # what train_step differentiates: task + coef * aux
+        task, aux = train_step(params, doc, k, coef, BOS)[:2]
+        return task + coef * aux
+
     for name, mat in params.items():
         for _ in range(4):  # four random entries of every matrix
             i, j = rng.randrange(len(mat)), rng.randrange(len(mat[0]))
-            mat[i][j] += eps
-            up = sum(x * w for x, w in zip(train_step(params, doc, k, coef, BOS)[:2], (1.0, coef)))
-            mat[i][j] -= 2 * eps
-            down = sum(x * w for x, w in zip(train_step(params, doc, k, coef, BOS)[:2], (1.0, coef)))
-            mat[i][j] += eps
-            numeric = (up - down) / (2 * eps)
+            numeric = central_difference(total_loss, mat, i, j)
             assert abs(grads[name][i][j] - numeric) < 1e-6 * max(1.0, abs(numeric)), (name, i, j)
 
 

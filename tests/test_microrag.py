@@ -11,6 +11,12 @@ from gradcheck import rel_err
 DOCS = ["cat dog", "cat cat fish", "bird"]  # lengths 2, 3, 1: avgdl = 2
 
 
+@pytest.fixture(scope="module")
+def world():
+    """The script's knowledge base and split: (paragraphs, facts, train_q, held_q)."""
+    return microrag.prepare_data()
+
+
 def test_bm25_scores_match_a_hand_computation_on_three_documents():
     index = microrag.build_index(DOCS)
     k1, b = 1.2, 0.75
@@ -39,8 +45,8 @@ def test_idf_of_a_term_in_every_document_is_the_documented_value():
     assert 0 < microrag.idf(3, 3) < microrag.idf(1, 3)
 
 
-def test_inverted_index_returns_exactly_the_documents_that_contain_a_term():
-    paragraphs, _, _, _ = microrag.prepare_data()
+def test_inverted_index_returns_exactly_the_documents_that_contain_a_term(world):
+    paragraphs = world[0]
     index = microrag.build_index(paragraphs)
     for term in ["capital", "borders", microrag.tokenize(paragraphs[5])[0], "not-a-word"]:
         containing = {d: microrag.tokenize(p).count(term) for d, p in enumerate(paragraphs) if term in microrag.tokenize(p)}
@@ -53,8 +59,8 @@ def test_bm25_k1_saturates_and_b_discounts_long_documents():
     assert microrag.bm25_term(1, 1, 10, 10, 5, b=0.75) < microrag.bm25_term(1, 1, 10, 10, 5, b=0.0)
 
 
-def test_heldout_facts_never_appear_in_the_generators_training_pairs():
-    paragraphs, facts, train_q, held_q = microrag.prepare_data()
+def test_heldout_facts_never_appear_in_the_generators_training_pairs(world):
+    paragraphs, facts, train_q, held_q = world
     held_ids = {g for _, _, g in held_q}
     assert held_ids and not held_ids & {g for _, _, g in train_q}
     # No held-out country, answer or paragraph reaches training, not even as a decoy:
@@ -69,8 +75,8 @@ def test_heldout_facts_never_appear_in_the_generators_training_pairs():
     assert {a for _, a, _ in train_q}.isdisjoint({a for _, a, _ in held_q} - {f["population"] for f in facts})
 
 
-def test_every_answer_is_followed_by_stop_in_its_paragraph_and_names_are_distinct():
-    paragraphs, facts, train_q, held_q = microrag.prepare_data()
+def test_every_answer_is_followed_by_stop_in_its_paragraph_and_names_are_distinct(world):
+    paragraphs, facts, train_q, held_q = world
     for question, answer, gold in train_q + held_q:
         assert answer + microrag.STOP in paragraphs[gold], question
     names = [f[k] for f in facts for k in ("country", "capital", "river", "founder")]
@@ -78,8 +84,8 @@ def test_every_answer_is_followed_by_stop_in_its_paragraph_and_names_are_distinc
 
 
 @pytest.fixture(scope="module")
-def small_model():
-    paragraphs, _, train_q, held_q = microrag.prepare_data()
+def small_model(world):
+    paragraphs, _, train_q, held_q = world
     vocab = microrag.make_vocab(paragraphs, train_q + held_q)
     alphabet = microrag.make_alphabet(paragraphs)
     layout = microrag.param_layout(len(vocab), len(alphabet))

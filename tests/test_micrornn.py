@@ -1,51 +1,26 @@
 """Fast tests for foundational/micrornn.py: sigmoid, the fused ops, both cells, the
-gradient-ratio measurement, the documented parameter counts and the small helpers.
+delayed-recall task, the gradient-norm measurement, and main() on a tiny configuration.
 
-Gradients are checked against central finite differences with the helpers of
-tests/gradcheck.py. The code micrornn copies verbatim from microgpt (the loader, the
-Value primitives, progress) is checked to still be identical, so test_microgpt's tests
-of that code cover this script too.
+Gradients are checked against central finite differences with tests/gradcheck.py. The
+blocks micrornn copies from microgpt (the loader, the Value class, the helpers) are
+held identical by tests/test_contract.py, so test_microgpt's tests cover them here too;
+the docstring examples run as doctests.
 """
 
 import gc
 import hashlib
-import inspect
 import math
-import os
 import random
-import subprocess
-import sys
 
 import pytest
 
-import microgpt
 import micrornn
-from micrornn import Value, grad_ratio, gru_cell, hidden_grad_norms, lerp, linear, log_bar, output_loss, rnn_cell
 from gradcheck import check_grads, rel_err, same_value_and_gradient, weighted_sum
-from registry import SCRIPTS
+from micrornn import Value, affine, grad_ratio, gru_cell, hidden_grad_norms, lerp, output_loss, rnn_cell
 
 
-# --- code shared with microgpt must stay identical ---
-
-SHARED_FUNCTIONS = ["data_dir", "sha256_of", "fetch", "load_names", "progress"]
-SHARED_VALUE_METHODS = [
-    "__init__", "__add__", "__mul__", "__pow__", "exp", "log", "relu", "tanh", "__neg__", "__radd__",
-    "__sub__", "__rsub__", "__rmul__", "__truediv__", "__rtruediv__", "__repr__", "backward",
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("name", SHARED_FUNCTIONS)
-def test_shared_function_is_a_verbatim_copy_of_microgpt(name):
-    assert inspect.getsource(getattr(micrornn, name)) == inspect.getsource(getattr(microgpt, name))
-
-
-def test_value_class_is_microgpt_plus_sigmoid_only():
-    for name in SHARED_VALUE_METHODS:
-        ours, theirs = getattr(micrornn.Value, name), getattr(microgpt.Value, name)
-        assert inspect.getsource(ours) == inspect.getsource(theirs), name
-    assert micrornn.Value.__slots__ == microgpt.Value.__slots__
-    added = set(vars(micrornn.Value)) - set(vars(microgpt.Value))
-    assert added == {"sigmoid"}
+def sigmoid(a):
+    return 1 / (1 + math.exp(-a))
 
 
 # --- sigmoid ---
@@ -71,56 +46,45 @@ def test_sigmoid_does_not_overflow_at_extreme_inputs():
 # --- the fused ops: finite differences, and the same math from primitives ---
 
 
-def build_linear(op):
-    # 13 inputs: a 2x3 weight matrix (rows v[0:3], v[3:6]), x = v[6:9], two bias vectors
-    return lambda v: weighted_sum(op(v[6:9], [v[0:3], v[3:6]], v[9:11], v[11:13]))
-
-
-def linear_bias_ref(x, w, *biases):
+def affine_ref(x, w, *biases):
     return [sum((wi * xi for wi, xi in zip(row, x)), sum(bias, Value(0.0))) for row, *bias in zip(w, *biases)]
 
 
-def build_output_loss(op):
-    # 13 inputs: a 3x2 output matrix (rows v[0:2], v[2:4], v[4:6]), bias v[6:9], h = v[9:11]
-    return lambda v: op(v[9:11], [v[0:2], v[2:4], v[4:6]], v[6:9], 2)
-
-
 def output_loss_ref(h, w, b, target):
-    logits = linear_bias_ref(h, w, b)
+    logits = affine_ref(h, w, b)
     m = max(z.data for z in logits)  # a constant shift: it carries no gradient
     exps = [(z - m).exp() for z in logits]
     return -(exps[target] / sum(exps, Value(0.0))).log()
-
-
-def build_lerp(op):
-    return lambda v: op(v[0], v[1], v[2])
 
 
 def lerp_ref(start, end, weight):
     return (1 - weight) * start + weight * end
 
 
-LINEAR_IN = [0.5, -0.4, 0.1, 0.9, -0.7, 0.2, 1.5, -0.3, 0.6, 0.25, -0.8, 0.4, 0.05]
-OUTPUT_IN = [0.5, -0.4, 0.1, 0.9, -0.7, 0.2, 0.3, -0.1, 0.05, 1.5, -0.6]
 FUSED = {
-    "linear": (linear, linear_bias_ref, build_linear, LINEAR_IN),
-    "output_loss": (output_loss, output_loss_ref, build_output_loss, OUTPUT_IN),
-    "lerp": (lerp, lerp_ref, build_lerp, [0.7, -1.1, 0.3]),
+    # 13 inputs: a 2x3 weight matrix (rows v[0:3], v[3:6]), x = v[6:9], two bias vectors
+    "affine": (
+        lambda op: lambda v: weighted_sum(op(v[6:9], [v[0:3], v[3:6]], v[9:11], v[11:13])),
+        affine,
+        affine_ref,
+        [0.5, -0.4, 0.1, 0.9, -0.7, 0.2, 1.5, -0.3, 0.6, 0.25, -0.8, 0.4, 0.05],
+    ),
+    # 11 inputs: a 3x2 output matrix (rows v[0:2], v[2:4], v[4:6]), bias v[6:9], h = v[9:11]
+    "output_loss": (
+        lambda op: lambda v: op(v[9:11], [v[0:2], v[2:4], v[4:6]], v[6:9], 2),
+        output_loss,
+        output_loss_ref,
+        [0.5, -0.4, 0.1, 0.9, -0.7, 0.2, 0.3, -0.1, 0.05, 1.5, -0.6],
+    ),
+    "lerp": (lambda op: lambda v: op(v[0], v[1], v[2]), lerp, lerp_ref, [0.7, -1.1, 0.3]),
 }
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
 def test_fused_op_matches_finite_differences_and_its_primitive_form(name):
-    fused, ref, builder, inputs = FUSED[name]
+    builder, fused, ref, inputs = FUSED[name]
     check_grads(Value, builder(fused), inputs)
     same_value_and_gradient(Value, builder(fused), builder(ref), inputs)
-
-
-def test_fused_docstring_examples():
-    assert linear([Value(1.0), Value(2.0)], [[Value(3.0), Value(4.0)]], [Value(0.5)])[0].data == 11.5
-    two_equal_logits = output_loss([Value(1.0)], [[Value(0.0)], [Value(0.0)]], [Value(0.0), Value(0.0)], 1)
-    assert abs(two_equal_logits.data - math.log(2)) < 1e-15
-    assert lerp(Value(2.0), Value(4.0), Value(0.25)).data == 2.5
 
 
 def test_output_loss_is_stable_at_logits_of_1000():
@@ -142,7 +106,7 @@ GRU_SHAPES = [
 
 
 def unpack(values, shapes):
-    """A flat list of Values -> a params dict with the given (name, rows[, cols]) shapes."""
+    """A flat list of Values -> a params dict with the given (name, rows[, cols]) shapes, and the rest."""
     params, i = {}, 0
     for name, *shape in shapes:
         if len(shape) == 1:
@@ -155,14 +119,10 @@ def unpack(values, shapes):
     return params, values[i:]
 
 
-def size(shapes):
-    return sum(math.prod(shape) for _, *shape in shapes)
-
-
 @pytest.mark.parametrize("cell, shapes", [(gru_cell, GRU_SHAPES), (rnn_cell, RNN_SHAPES)], ids=["gru", "rnn"])
 def test_cell_gradients_through_two_steps_match_finite_differences(cell, shapes):
     rng = random.Random(0)
-    inputs = [rng.uniform(-1, 1) for _ in range(size(shapes) + H)]  # parameters, then h_0
+    inputs = [rng.uniform(-1, 1) for _ in range(sum(math.prod(s) for _, *s in shapes) + H)]  # parameters, then h_0
 
     def build(values):
         params, h = unpack(values, shapes)
@@ -174,20 +134,19 @@ def test_cell_gradients_through_two_steps_match_finite_differences(cell, shapes)
 
 
 def test_gru_cell_follows_its_equations_on_one_unit():
-    # H = 1, one token: z, r, h_cand and the blend computed by hand
+    # H = 1, one token: z, r, h_cand and the blend h_t = z * h_cand + (1 - z) * h_prev by hand
     p = {name: [[Value(w)]] for name, w in (("W_xz", 0.3), ("W_hz", -0.5), ("W_xr", 0.8), ("W_hr", 0.2), ("W_xh", -0.4), ("W_hh", 0.9))}
     p.update(b_z=[Value(-2.0)], b_r=[Value(0.1)], b_h=[Value(0.05)])
     h_prev = 0.6
-    sig = lambda a: 1 / (1 + math.exp(-a))
-    z = sig(0.3 - 0.5 * h_prev - 2.0)
-    r = sig(0.8 + 0.2 * h_prev + 0.1)
+    z = sigmoid(0.3 - 0.5 * h_prev - 2.0)
+    r = sigmoid(0.8 + 0.2 * h_prev + 0.1)
     h_cand = math.tanh(-0.4 + 0.9 * r * h_prev + 0.05)
     (h_new,) = gru_cell(0, [Value(h_prev)], p)
-    assert abs(h_new.data - ((1 - z) * h_prev + z * h_cand)) < 1e-15
+    assert abs(h_new.data - (z * h_cand + (1 - z) * h_prev)) < 1e-15
 
 
 def test_whole_gru_name_loss_gradient_matches_finite_differences():
-    params = micrornn.init_gru(27)
+    params = micrornn.init_gru(27, 32, 27)
     flat = micrornn.flatten(params)
     rng = random.Random(3)
     for p in flat:  # move off the init so that no gradient is exactly symmetric or zero
@@ -219,124 +178,217 @@ def test_whole_gru_name_loss_gradient_matches_finite_differences():
 
 
 def test_models_have_the_documented_parameter_counts():
-    # init_rnn: V*H + H*H + H + V*H + V; init_gru: 3 * (V*H + H*H + H) + V*H + V (V = 27, H = 32)
-    assert len(micrornn.flatten(micrornn.init_rnn(27))) == 27 * 32 + 32 * 32 + 32 + 27 * 32 + 27 == 2811
-    assert len(micrornn.flatten(micrornn.init_gru(27))) == 3 * (27 * 32 + 32 * 32 + 32) + 27 * 32 + 27 == 6651
+    # init_rnn: n_in*H + H*H + H + n_out*H + n_out; init_gru: 3 * (n_in*H + H*H + H) + n_out*H + n_out
+    assert len(micrornn.flatten(micrornn.init_rnn(27, 32, 27))) == 27 * 32 + 32 * 32 + 32 + 27 * 32 + 27 == 2811
+    assert len(micrornn.flatten(micrornn.init_gru(27, 32, 27))) == 3 * (27 * 32 + 32 * 32 + 32) + 27 * 32 + 27 == 6651
+    assert len(micrornn.flatten(micrornn.init_rnn(9, 16, 4))) == 9 * 16 + 16 * 16 + 16 + 4 * 16 + 4 == 484
+    assert len(micrornn.flatten(micrornn.init_gru(9, 16, 4))) == 3 * (9 * 16 + 16 * 16 + 16) + 4 * 16 + 4 == 1316
 
 
 def test_the_two_grus_differ_only_in_the_update_gate_bias():
-    carry, zero = micrornn.init_gru(27), micrornn.init_gru(27, update_bias=0.0)
+    carry, zero = micrornn.init_gru(27, 32, 27), micrornn.init_gru(27, 32, 27, update_bias=0.0)
     for name in carry:
         same = [a.data for a in micrornn.flatten({name: carry[name]})] == [b.data for b in micrornn.flatten({name: zero[name]})]
         assert same == (name != "b_z"), name
-    assert all(b.data == micrornn.CARRY_BIAS for b in carry["b_z"])
-    assert 0.11 < 1 / (1 + math.exp(-micrornn.CARRY_BIAS)) < 0.12  # the "z starts at 0.12" of the comment
+
+
+def test_carry_bias_gru_starts_with_z_at_sigmoid_of_minus_2_on_every_unit():
+    params = micrornn.init_gru(micrornn.RECALL_VOCAB, 16, 4)
+    h_0 = micrornn.constant_vector(16, 0.0)
+    # Each output of gru_cell is a lerp node; its local gradient d/d(end) is z itself.
+    z = [h._local_grads[1] for h in gru_cell(2, h_0, params)]
+    k = 1 / math.sqrt(16)  # from h_0 = 0, only b_z and the input column W_xz[2] (in [-k, k]) reach z
+    assert all(sigmoid(-2 - k) <= zi <= sigmoid(-2 + k) for zi in z)
+    for w in params["W_xz"][2]:
+        w.data = 0.0
+    z = [h._local_grads[1] for h in gru_cell(2, h_0, params)]
+    assert z == [pytest.approx(sigmoid(micrornn.CARRY_BIAS), rel=1e-15)] * 16
+    assert micrornn.CARRY_BIAS == -2.0 and 0.11 < sigmoid(-2.0) < 0.12  # "z starts at 0.12"
 
 
 def test_weights_start_within_the_documented_uniform_range():
-    k = 1 / math.sqrt(micrornn.N_HIDDEN)
-    params = micrornn.init_rnn(27)
+    k = 1 / math.sqrt(32)
+    params = micrornn.init_rnn(27, 32, 27)
     weights = [v.data for name in ("W_xh", "W_hh", "W_hy") for row in params[name] for v in row]
     assert all(-k <= w <= k for w in weights) and max(weights) > 0.9 * k and min(weights) < -0.9 * k
     assert all(b.data == 0.0 for b in params["b_h"] + params["b_y"])
 
 
-# --- the gradient-health measurement ---
+# --- the delayed-recall task ---
+
+
+@pytest.mark.parametrize("delay", [4, 5, 20])
+def test_recall_sequences_have_the_signal_first_the_query_last_and_only_distractors_between(delay):
+    signals, distractors = set(range(micrornn.NUM_SIGNALS)), set(range(micrornn.NUM_SIGNALS, micrornn.QUERY))
+    train, held = micrornn.prepare_recall(delay)
+    for seq in train + held:
+        assert len(seq) == delay + 2
+        assert seq[0] in signals and seq[-1] == micrornn.QUERY
+        assert set(seq[1:-1]) <= distractors  # never a signal, never the query
+    # every signal and every distractor actually occurs: the generator is not stuck
+    assert {s[0] for s in train} == signals and set().union(*(s[1:-1] for s in held)) == distractors
+
+
+def test_held_out_recall_set_is_balanced_disjoint_from_training_and_fixed(monkeypatch):
+    train, held = micrornn.prepare_recall(5)
+    assert len(train) == micrornn.RECALL_STEPS and len(held) == micrornn.RECALL_HELDOUT >= 200
+    # D = 5 has only 4,096 distinct sequences: without the redraw some would collide
+    assert not set(train) & set(held)
+    counts = [sum(s[0] == k for s in held) for k in range(micrornn.NUM_SIGNALS)]
+    assert counts == [micrornn.RECALL_HELDOUT // micrornn.NUM_SIGNALS] * micrornn.NUM_SIGNALS
+    # Its own RNG: drawing fewer training sequences leaves the held-out set unchanged.
+    monkeypatch.setattr(micrornn, "RECALL_STEPS", 10)
+    train_10, held_again = micrornn.prepare_recall(5)
+    assert held_again == held and len(train_10) == 10
+
+
+def memory_cell(token, h_prev, params):
+    """A perfect memory: h is the one-hot of the first token read, then never changes."""
+    if any(v.data for v in h_prev):
+        return h_prev
+    return [Value(float(i == token)) for i in range(len(h_prev))]
+
+
+def identity_readout(n):
+    return {"W_hy": [[Value(float(i == j)) for j in range(n)] for i in range(n)], "b_y": micrornn.constant_vector(n, 0.0), "b_h": micrornn.constant_vector(n, 0.0)}
+
+
+def test_recall_accuracy_is_one_for_perfect_memory_and_chance_for_a_constant_answer():
+    _, held = micrornn.prepare_recall(10)
+    params = identity_readout(micrornn.NUM_SIGNALS)
+    accuracy, loss = micrornn.recall_accuracy(memory_cell, params, held)
+    assert accuracy == 1.0 and loss == pytest.approx(math.log(1 + 3 * math.exp(-1)))  # logit 1 against three 0s
+    params["b_y"][1].data = 5.0  # now class 1 always wins: right exactly when the signal is 1
+    assert micrornn.recall_accuracy(memory_cell, params, held)[0] == 1 / micrornn.NUM_SIGNALS
+
+
+def test_recall_accuracy_is_measured_on_held_out_sequences_only(monkeypatch):
+    train, held = micrornn.prepare_recall(5)
+    monkeypatch.setattr(micrornn, "RECALL_STEPS", 5)
+    seen = []
+    original = micrornn.recall_accuracy
+
+    def recording(cell, params, seqs):
+        seen.extend(seqs)
+        return original(cell, params, seqs)
+
+    monkeypatch.setattr(micrornn, "recall_accuracy", recording)
+    run = micrornn.fit_recall_model(rnn_cell, micrornn.init_rnn(micrornn.RECALL_VOCAB, 4, 4), train[:5], held)
+    assert seen == held and not set(seen) & set(train)
+    assert len(run["losses"]) == 5 and 0 <= run["acc"] <= 1
+
+
+# --- the gradient-norm measurement, against chains whose answer is known by hand ---
 
 
 def chain_cell(token, h_prev, params):
-    """A hand-built chain: h_t = 0.5 * h_{t-1} + x_t, so dh_t/dh_{t-1} = 0.5 exactly."""
+    """h_t = 0.5 * h_{t-1} + x_t: dh_t/dh_{t-1} = 0.5 exactly."""
     return [h_prev[0] * 0.5 + float(token)]
 
 
 def test_grad_ratio_on_a_hand_built_chain_is_the_known_power():
     # dL/dh_t = 0.5^(T - t) * dL/dh_T, so the ratio is 0.5^(T - 1)
-    params = {"W_hy": [[Value(1.0)], [Value(-1.0)]], "b_y": [Value(0.0), Value(0.0)]}
-    doc = [1, 0, 1, 1, 0, 1, 0, 0, 1]  # T = 8 inputs, the target is the last token
-    norms = hidden_grad_norms(chain_cell, params, doc)
-    T = len(doc) - 1
+    params = {"W_hy": [[Value(1.0)], [Value(-1.0)]], "b_y": [Value(0.0), Value(0.0)], "b_h": [Value(0.0)]}
+    inputs = [1, 0, 1, 1, 0, 1, 0, 0]
+    norms = hidden_grad_norms(chain_cell, params, inputs, 1)
+    T = len(inputs)
     assert len(norms) == T
     for t in range(T):
         assert rel_err(norms[t] / norms[-1], 0.5 ** (T - 1 - t)) < 1e-12
     assert rel_err(grad_ratio(norms), 0.5 ** (T - 1)) < 1e-12
     assert rel_err(micrornn.step_factor(grad_ratio(norms), T - 1), 0.5) < 1e-12
-    assert all(v.grad == 0.0 for v in micrornn.flatten(params))  # measuring must not leave gradients behind
+    assert all(v.grad == 0.0 for v in micrornn.flatten(params))  # measuring leaves no gradients behind
 
 
-def test_grad_ratio_and_step_factor_docstring_examples():
-    assert grad_ratio([0.01, 0.1, 1.0]) == 0.01
-    assert micrornn.step_factor(0.001, 3) == pytest.approx(0.1, rel=1e-12)
+def two_unit_chain(token, h_prev, params):
+    """h_t = (0.5 * h_{t-1}[0] + x_t, 0.9 * h_{t-1}[1] - x_t): two units that decay at different rates."""
+    return [h_prev[0] * 0.5 + float(token), h_prev[1] * 0.9 - float(token)]
 
 
-def test_grad_ratio_uses_the_total_gradient_of_every_unit():
-    # dL/dh_t is a vector: the norm must combine all hidden units, not one
-    params = micrornn.init_gru(27)
-    doc = [26, 0, 13, 13, 0, 26]
-    states = micrornn.unroll(gru_cell, params, doc[:-1])
-    output_loss(states[-1], params["W_hy"], params["b_y"], doc[-1]).backward()
-    by_hand = [math.sqrt(sum(v.grad**2 for v in h)) for h in states]
-    for p in micrornn.flatten(params):
-        p.grad = 0.0
-    assert hidden_grad_norms(gru_cell, params, doc) == pytest.approx(by_hand, rel=1e-12)
+def test_gradient_norm_combines_every_unit_of_h():
+    w = [[1.0, 2.0], [-1.0, 0.5], [0.3, -0.7]]
+    params = {"W_hy": [[Value(a) for a in row] for row in w], "b_y": micrornn.constant_vector(3, 0.0), "b_h": micrornn.constant_vector(2, 0.0)}
+    inputs, target = [1, 2, 0, 1, 1], 2
+    # By hand: run the chain, then dL/dh_T = W^T (softmax(W h_T) - onehot(target)), and
+    # each unit's gradient shrinks by its own factor per step back.
+    h = [0.0, 0.0]
+    for x in inputs:
+        h = [0.5 * h[0] + x, 0.9 * h[1] - x]
+    logits = [sum(a * b for a, b in zip(row, h)) for row in w]
+    exps = [math.exp(y) for y in logits]
+    d = [e / sum(exps) - (j == target) for j, e in enumerate(exps)]
+    g = [sum(d[j] * w[j][i] for j in range(3)) for i in range(2)]
+    T = len(inputs)
+    expected = [math.hypot(0.5 ** (T - t) * g[0], 0.9 ** (T - t) * g[1]) for t in range(1, T + 1)]
+    assert hidden_grad_norms(two_unit_chain, params, inputs, target) == pytest.approx(expected, rel=1e-12)
 
 
 def test_carry_bias_gives_a_healthier_gradient_than_zero_bias_at_init():
-    doc = [26] + [random.Random(5).randrange(26) for _ in range(12)] + [26]
-    carry = grad_ratio(hidden_grad_norms(gru_cell, micrornn.init_gru(27), doc))
-    zero = grad_ratio(hidden_grad_norms(gru_cell, micrornn.init_gru(27, update_bias=0.0), doc))
-    rnn = grad_ratio(hidden_grad_norms(rnn_cell, micrornn.init_rnn(27), doc))
+    rng = random.Random(5)  # one generator for the whole name: 12 random letters
+    doc = [26] + [rng.randrange(26) for _ in range(12)] + [26]
+    assert len(set(doc[1:-1])) > 6
+
+    def ratio(cell, params):
+        return grad_ratio(hidden_grad_norms(cell, params, doc[:-1], doc[-1]))
+
+    carry = ratio(gru_cell, micrornn.init_gru(27, 32, 27))
+    zero = ratio(gru_cell, micrornn.init_gru(27, 32, 27, update_bias=0.0))
+    rnn = ratio(rnn_cell, micrornn.init_rnn(27, 32, 27))
     assert carry > 10 * zero and carry > 10 * rnn
 
 
-def test_log_bar_docstring_examples():
-    assert log_bar(1.0, 8, 4) == "########"
-    assert log_bar(0.01, 8, 4) == "####"
-    assert log_bar(1e-6, 8, 4) == ""
-    assert log_bar(0.0, 8, 4) == ""
-
-
-# --- training and sampling ---
+# --- training, sampling, and the whole run ---
 
 
 def test_a_few_training_steps_lower_the_loss_and_restore_the_garbage_collector():
-    params = micrornn.init_rnn(27)
+    params = micrornn.init_rnn(27, 32, 27)
     docs = [[26, 4, 12, 12, 0, 26], [26, 0, 13, 13, 0, 26]]
     before = micrornn.evaluate(rnn_cell, params, docs)
     assert gc.isenabled()
-    losses, ms_per_step = micrornn.train(rnn_cell, params, docs, 30, report=False)
+
+    def step_loss(step):
+        losses = micrornn.name_losses(rnn_cell, params, docs[step % 2])
+        return sum(losses) * (1.0 / len(losses))
+
+    losses, ms_per_step = micrornn.train(params, step_loss, 30, report=False)
     assert gc.isenabled()
     assert len(losses) == 30 and ms_per_step > 0
     assert micrornn.evaluate(rnn_cell, params, docs) < before - 0.5
 
 
 def test_sampling_is_deterministic_for_a_seed_and_uses_only_letters():
-    params = micrornn.init_gru(27)
+    params = micrornn.init_gru(27, 32, 27)
     itos = dict(enumerate("abcdefghijklmnopqrstuvwxyz"))
-    rng_a, rng_b = random.Random(1), random.Random(1)
-    a = [micrornn.sample(gru_cell, params, 26, itos, rng_a) for _ in range(3)]
-    b = [micrornn.sample(gru_cell, params, 26, itos, rng_b) for _ in range(3)]
+    a = [micrornn.sample(gru_cell, params, itos, random.Random(1)) for _ in range(3)]
+    b = [micrornn.sample(gru_cell, params, itos, random.Random(1)) for _ in range(3)]
     assert a == b
-    assert all(len(s) <= micrornn.SEQ_LEN and set(s) <= set(itos.values()) for s in a)
+    assert all(len(s) <= micrornn.MAX_LETTERS and set(s) <= set(itos.values()) for s in a)
 
 
-def test_main_runs_end_to_end_and_returns_every_metric_the_registry_checks(tmp_path, monkeypatch, capsys):
-    # A tiny names file of its own (so no download), and a few steps instead of 500
+def test_main_runs_end_to_end_and_returns_every_target_metric(tmp_path, monkeypatch, capsys):
+    # A names file of its own (so no download), and a few steps of everything
     rng = random.Random(0)
     names = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 14))) for _ in range(300)]
     payload = ("\n".join(names) + "\n").encode()
     (tmp_path / "names.txt").write_bytes(payload)
     monkeypatch.setenv("NO_MAGIC_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(micrornn, "DATA_SHA256", hashlib.sha256(payload).hexdigest())
-    for name, value in (("NUM_STEPS", 3), ("BATCH_SIZE", 1), ("EVAL_NAMES", 5), ("NUM_SAMPLES", 2)):
+    tiny = {"NUM_STEPS": 3, "BATCH_SIZE": 1, "EVAL_NAMES": 5, "NUM_SAMPLES": 2, "RECALL_STEPS": 3, "RECALL_HELDOUT": 8, "DELAYS": (2, 4)}
+    for name, value in tiny.items():
         monkeypatch.setattr(micrornn, name, value)
     metrics = micrornn.main()
-    for metric, _, bound, *_ in SCRIPTS["foundational/micrornn.py"]["targets"]:
+    for metric, _, bound in micrornn.TARGETS:
         assert metric in metrics and (not isinstance(bound, str) or bound in metrics)
     assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in metrics.values())
-    assert "=== SUMMARY ===" in capsys.readouterr().out
+    assert {"seconds", "ms_per_step", "recall_rnn_acc_d2", "recall_gru_acc_d4", "recall_gru_zero_bias_acc_d4"} <= set(metrics)
+    assert "recall_gru_zero_bias_acc_d2" not in metrics  # the zero-bias GRU runs at the longest delay only
+    out = capsys.readouterr().out
+    assert "=== SUMMARY ===" in out and out.count("PASS  ") + out.count("MISS  ") == len(micrornn.TARGETS)
+    summary = out.split("=== SUMMARY ===")[1]
+    assert max(len(line) for line in summary.splitlines()) < 100
 
 
-def test_importing_runs_nothing():
-    code = f"import sys; sys.path.insert(0, {os.path.dirname(micrornn.__file__)!r}); import micrornn"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+def test_a_delay_too_short_to_hold_out_enough_sequences_is_refused():
+    # D = 1 has only 4 * 4 = 16 distinct sequences: all could be held out, none left to train on
+    with pytest.raises(ValueError):
+        micrornn.prepare_recall(1)

@@ -26,7 +26,14 @@ def setup():
 
 
 def source(stoi, english):
-    return [stoi[w] for w in english.split()] + [m.EOS_ID]
+    """Source ids of an English sentence, given as a string or a list of words."""
+    words = english.split() if isinstance(english, str) else english
+    return [stoi[w] for w in words] + [m.EOS_ID]
+
+
+def target(stoi, italian):
+    """Target ids of an Italian sentence (no BOS, no EOS: batch_loss adds them)."""
+    return [stoi[w] for w in italian.split()]
 
 
 def test_changing_a_padded_position_changes_no_real_output(setup):
@@ -51,8 +58,8 @@ def test_changing_a_padded_position_changes_no_real_output(setup):
 
 
 def teacher_forced_logits(stoi, params, pe, english, italian):
-    cache, cross_kv, allowed = m.start_decoding(source(stoi, english), params, pe)
-    tokens = [m.BOS_ID] + [stoi[w] for w in italian.split()]
+    (cross_kv, allowed), cache = m.encode_source(source(stoi, english), params, pe), m.empty_cache()
+    tokens = [m.BOS_ID] + target(stoi, italian)
     return [[z.data for z in m.decoder_step(t, pos, cache, cross_kv, allowed, params, pe)[0]] for pos, t in enumerate(tokens)]
 
 
@@ -84,7 +91,7 @@ def test_sinusoids_values_and_frequency_falling_with_dimension():
 def test_cross_attention_weights_sum_to_one_over_real_words_and_zero_on_padding(setup):
     *_, stoi, params, pe = setup
     src = source(stoi, "the cat sees the girl") + [m.PAD_ID] * 2
-    cache, cross_kv, allowed = m.start_decoding(src, params, pe)
+    (cross_kv, allowed), cache = m.encode_source(src, params, pe), m.empty_cache()
     _, maps = m.decoder_step(m.BOS_ID, 0, cache, cross_kv, allowed, params, pe)
     assert len(maps) == m.N_HEAD
     for head in maps:
@@ -107,16 +114,20 @@ def test_held_out_sets_never_appear_in_training(setup):
 def test_every_pair_is_a_correct_translation(setup):
     train_pool, test_random, test_comp, *_ = setup
     for english, italian in train_pool[:200] + test_comp[:200]:
-        assert m.agreement(italian) == (2, 2)
-        # the adjective moves after the noun: same number of words, crossed order
+        assert m.agreement(italian, italian) == (2, 2)
         assert len(english) == len(italian)
+        # the adjective moves after the noun: English "adjective noun" at i, i + 1 is
+        # Italian "noun adjective" there (the article and the verb keep their places)
+        for i, (a, n) in enumerate(zip(english, english[1:])):
+            if a in m.ADJECTIVES and n in m.NOUNS:
+                assert italian[i] == m.NOUNS[n][0] and italian[i + 1] in m.ADJECTIVES[a]
 
 
 def test_whole_model_gradient_matches_finite_differences(setup):
     *_, stoi, params, pe = setup
     batch = [
-        (source(stoi, "the red dog finds the apple"), [stoi[w] for w in "il cane rosso trova la mela".split()]),
-        (source(stoi, "the boy loves the car"), [stoi[w] for w in "il ragazzo ama la macchina".split()]),
+        (source(stoi, "the red dog finds the apple"), target(stoi, "il cane rosso trova la mela")),
+        (source(stoi, "the boy loves the car"), target(stoi, "il ragazzo ama la macchina")),
     ]
     flat = m.flatten(params)
     loss, _ = m.batch_loss(batch, params, pe)
@@ -142,9 +153,9 @@ def test_whole_model_gradient_matches_finite_differences(setup):
 def test_beam_of_width_one_is_greedy(setup):
     _, test_random, _, _, stoi, params, pe = setup
     for english, _ in test_random[:5]:
-        src = [stoi[w] for w in english] + [m.EOS_ID]
-        ids, score = m.beam_search(src, params, pe, 1)
-        greedy_ids, _, greedy_score = m.greedy(src, params, pe)
+        encoded = m.encode_source(source(stoi, english), params, pe)
+        ids, score = m.beam_search(encoded, params, pe, 1)
+        greedy_ids, _, greedy_score = m.greedy(encoded, params, pe)
         assert ids == greedy_ids and score == pytest.approx(greedy_score, abs=1e-12)
 
 

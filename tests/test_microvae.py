@@ -1,0 +1,151 @@
+"""Tests for foundational/microvae.py: the closed-form KL against Monte Carlo, the
+reparameterized sample's moments, gradients through the sample and through the whole
+ELBO against central finite differences, Adam, and the interpolation path. A few seconds."""
+
+import math
+import random
+
+import pytest
+
+import microvae as mv
+from gradcheck import rel_err
+
+
+def test_closed_form_kl_matches_a_monte_carlo_estimate():
+    """KL(q || p) = E_q[log q(z) - log p(z)], estimated from 40,000 samples of q."""
+    rng = random.Random(0)
+    mu, log_var = [0.7, -1.2], [math.log(0.3), math.log(2.0)]
+    n, total, sq = 40000, 0.0, 0.0
+    for _ in range(n):
+        z = mv.reparameterize(mu, log_var, [rng.gauss(0, 1) for _ in mu])
+        term = 0.0
+        for zi, m, lv in zip(z, mu, log_var):
+            log_q = -0.5 * (math.log(2 * math.pi) + lv + (zi - m) ** 2 / math.exp(lv))
+            log_p = -0.5 * (math.log(2 * math.pi) + zi * zi)
+            term += log_q - log_p
+        total += term
+        sq += term * term
+    est = total / n
+    stderr = math.sqrt((sq / n - est * est) / n)
+    # within 4 standard errors of the estimate (about 0.03 nats here)
+    assert abs(mv.gaussian_kl(mu, log_var) - est) < 4 * stderr
+
+
+def test_reparameterized_sample_has_mean_mu_and_variance_sigma_squared():
+    rng = random.Random(1)
+    mu, log_var = [1.5], [math.log(0.49)]
+    n = 20000
+    zs = [mv.reparameterize(mu, log_var, [rng.gauss(0, 1)])[0] for _ in range(n)]
+    m = sum(zs) / n
+    v = sum((z - m) ** 2 for z in zs) / n
+    assert abs(m - 1.5) < 5 * math.sqrt(0.49 / n)
+    assert abs(v - 0.49) < 5 * 0.49 * math.sqrt(2 / n)
+
+
+def test_gradients_reach_mu_and_log_var_through_the_sample():
+    """f(z) = sum z^2 with z = mu + exp(lv/2) eps: df/dmu = 2z, df/dlv = 2z * eps * sigma / 2,
+    the formulas batch_loss_and_grads uses, checked by central differences."""
+    eps = [0.8, -1.3]
+    mu, lv = [0.4, -0.2], [-0.5, 0.3]
+    h = 1e-6
+
+    def f(m, l):
+        return sum(z * z for z in mv.reparameterize(m, l, eps))
+
+    z = mv.reparameterize(mu, lv, eps)
+    for i in range(2):
+        dmu = (f([m + h * (j == i) for j, m in enumerate(mu)], lv) - f([m - h * (j == i) for j, m in enumerate(mu)], lv)) / (2 * h)
+        dlv = (f(mu, [l + h * (j == i) for j, l in enumerate(lv)]) - f(mu, [l - h * (j == i) for j, l in enumerate(lv)])) / (2 * h)
+        assert rel_err(dmu, 2 * z[i]) < 1e-6
+        assert rel_err(dlv, 2 * z[i] * eps[i] * math.exp(0.5 * lv[i]) / 2) < 1e-6
+        assert abs(dlv) > 1e-3  # the noise really carries gradient to log_var
+
+
+def keys_of(params):
+    out = []
+    for name, p in params.items():
+        if isinstance(p[0], list):
+            out += [(name, i, j) for i in range(len(p)) for j in range(len(p[0]))]
+        else:
+            out += [(name, None, j) for j in range(len(p))]
+    return out
+
+
+def get(params, key):
+    name, i, j = key
+    return params[name][j] if i is None else params[name][i][j]
+
+
+def put(params, key, value):
+    name, i, j = key
+    if i is None:
+        params[name][j] = value
+    else:
+        params[name][i][j] = value
+
+
+@pytest.mark.parametrize("beta", [0.1, 1.0, 4.0])
+def test_whole_elbo_gradient_matches_central_finite_differences(beta):
+    rng = random.Random(2)
+    params = mv.init_params(rng)
+    for name in params:
+        if name.endswith(".b"):
+            params[name] = [rng.gauss(0, 0.3) for _ in params[name]]
+    batch = [((rng.gauss(0, 2), rng.gauss(0, 2)), [rng.gauss(0, 1), rng.gauss(0, 1)]) for _ in range(4)]
+    _, _, _, grads = mv.batch_loss_and_grads(params, batch, beta)
+    # h = 1e-5: the loss is ~100 (1/s^2 = 16 scales the squared error), so a smaller h
+    # loses digits to rounding; the truncation error O(h^2) is still negligible
+    h = 1e-5
+    worst = 0.0
+    for key in keys_of(params):
+        x = get(params, key)
+        put(params, key, x + h)
+        up = mv.batch_loss_and_grads(params, batch, beta)[0]
+        put(params, key, x - h)
+        down = mv.batch_loss_and_grads(params, batch, beta)[0]
+        put(params, key, x)
+        numeric = (up - down) / (2 * h)
+        worst = max(worst, abs(get(grads, key) - numeric) / max(abs(numeric), abs(get(grads, key)), 1e-6))
+    assert worst < 1e-5, worst
+
+
+def test_loss_is_weighted_reconstruction_plus_beta_kl():
+    params = mv.init_params(random.Random(3))
+    batch = [((1.0, -0.5), [0.3, 0.9]), ((-2.0, 0.4), [-1.1, 0.2])]
+    loss, recon, kl, _ = mv.batch_loss_and_grads(params, batch, 2.0)
+    r = k = 0.0
+    for x, eps in batch:
+        mu, lv, _ = mv.encode(params, x)
+        x_hat, _ = mv.decode(params, mv.reparameterize(mu, lv, eps))
+        r += sum((a - b) ** 2 for a, b in zip(x_hat, x))
+        k += mv.gaussian_kl(mu, lv)
+    assert rel_err(recon, r / 2) < 1e-12 and rel_err(kl, k / 2) < 1e-12
+    assert rel_err(loss, recon / (2 * mv.DECODER_STD**2) + 2.0 * kl) < 1e-12
+
+
+def test_short_training_lowers_the_heldout_reconstruction_error():
+    rng = random.Random(4)
+    train_pts = mv.make_clusters(300, rng)
+    held = mv.make_clusters(100, rng)
+    params = mv.init_params(rng)
+    before = mv.evaluate(params, held)[0]
+    mv.train(params, train_pts, 1.0, rng, num_steps=150, report=False)
+    assert mv.evaluate(params, held)[0] < 0.5 * before
+
+
+def test_interpolation_starts_and_ends_at_the_reconstructions():
+    params = mv.init_params(random.Random(6))
+    xa, xb = (1.0, 1.0), (-1.5, 0.5)
+    path = mv.interpolate(params, xa, xb, steps=10)
+    assert len(path) == 11
+    assert path[0] == pytest.approx(tuple(mv.reconstruct(params, xa)))
+    assert path[-1] == pytest.approx(tuple(mv.reconstruct(params, xb)))
+    assert len(mv.path_steps(path)) == 10
+
+
+def test_prior_samples_use_only_the_decoder():
+    params = mv.init_params(random.Random(7))
+    a = mv.sample_prior(params, 5, random.Random(8))
+    # scrambling the encoder must not change generation
+    params["enc.fc.w"] = [[9.0] * 2 for _ in params["enc.fc.w"]]
+    assert mv.sample_prior(params, 5, random.Random(8)) == a
