@@ -243,6 +243,7 @@ def batch_loss_and_grads(params, batch, beta):
     recon_total = kl_total = 0.0
     acts = {"x": [], "h": [], "z": [], "g": []}
     gs = {"a1": [], "enc": [], "a3": [], "xhat": []}
+    # forward for each point, keeping the activations that backward needs
     for x, eps in batch:
         mu, log_var, h = encode(params, x)
         z = reparameterize(mu, log_var, eps)
@@ -250,12 +251,14 @@ def batch_loss_and_grads(params, batch, beta):
         diff = [a - b for a, b in zip(x_hat, x)]
         recon_total += sum(d * d for d in diff)
         kl_total += gaussian_kl(mu, log_var)
+        # backward, output to input: each line is one row of the table in the docstring
         g_xhat = [d * inv_var / n for d in diff]
         g_a3 = [sum(map(mul, col, g_xhat)) * (1.0 - gi * gi) for col, gi in zip(dec_out_cols, g)]
         g_z = [sum(map(mul, col, g_a3)) for col in dec_fc_cols]
         sig = [math.exp(0.5 * lv) for lv in log_var]
         g_mu = [gz + beta * m / n for gz, m in zip(g_z, mu)]
         g_lv = [gz * e * s * 0.5 + beta * 0.5 * (s * s - 1.0) / n for gz, e, s in zip(g_z, eps, sig)]
+        # the encoder's output layer emits [mu, log_var], so its gradient is the concatenation
         g_enc = g_mu + g_lv
         g_a1 = [sum(map(mul, col, g_enc)) * (1.0 - hi * hi) for col, hi in zip(enc_out_cols, h)]
         for key, val in (("x", x), ("h", h), ("z", z), ("g", g)):
@@ -268,6 +271,7 @@ def batch_loss_and_grads(params, batch, beta):
         g_cols, a_cols = list(zip(*gl)), list(zip(*al))
         return [[sum(map(mul, gc, ac)) for ac in a_cols] for gc in g_cols], [sum(gc) for gc in g_cols]
 
+    # weight gradients for the whole batch at once, one outer-product sum per layer
     grads = {}
     grads["enc.fc.w"], grads["enc.fc.b"] = outer_sum(gs["a1"], acts["x"])
     grads["enc.out.w"], grads["enc.out.b"] = outer_sum(gs["enc"], acts["h"])
