@@ -9,6 +9,7 @@ import random
 import pytest
 
 import microconv as mc
+from gradcheck import central_difference
 
 
 def random_image(rng, h, w):
@@ -32,16 +33,7 @@ def grad_rel_error(analytic, numeric):
 def central_differences(loss_fn, tensor, h=1e-6):
     """(loss(x + h) - loss(x - h)) / 2h for every float of a nested list, in leaf_rows
     order. The rows are edited in place and restored, so loss_fn() must read them afresh."""
-    grads = []
-    for row in mc.leaf_rows(tensor):
-        for i, old in enumerate(row):
-            row[i] = old + h
-            up = loss_fn()
-            row[i] = old - h
-            down = loss_fn()
-            row[i] = old
-            grads.append((up - down) / (2 * h))
-    return grads
+    return [central_difference(loss_fn, row, i, h) for row in mc.leaf_rows(tensor) for i in range(len(row))]
 
 
 def assert_gradients_match(loss_fn, pairs):

@@ -8,7 +8,7 @@ import random
 import pytest
 
 import microdiffusion as md
-from gradcheck import rel_err
+from gradcheck import central_difference, holder_of, param_keys, rel_err
 
 
 def test_alpha_bar_is_the_closed_form_product_of_one_minus_beta():
@@ -50,30 +50,6 @@ def test_time_embedding_on_known_inputs():
     assert len(set(vecs)) == md.NUM_TIMESTEPS
 
 
-def flat_params(params):
-    """(name, row or None, col) for every weight and bias, to perturb one at a time."""
-    out = []
-    for name, p in params.items():
-        if isinstance(p[0], list):
-            out += [(name, i, j) for i in range(len(p)) for j in range(len(p[0]))]
-        else:
-            out += [(name, None, j) for j in range(len(p))]
-    return out
-
-
-def get(params, key):
-    name, i, j = key
-    return params[name][j] if i is None else params[name][i][j]
-
-
-def put(params, key, value):
-    name, i, j = key
-    if i is None:
-        params[name][j] = value
-    else:
-        params[name][i][j] = value
-
-
 def test_mlp_gradients_match_central_finite_differences():
     rng = random.Random(0)
     params = md.init_params(rng)
@@ -87,25 +63,20 @@ def test_mlp_gradients_match_central_finite_differences():
     worst = 0.0
     # every bias and output weight, and 60 random weights of each hidden layer: every
     # formula of the backward pass, at a fraction of the cost of all 1,474 entries
-    keys = flat_params(params)
+    keys = param_keys(params)
     chosen = [k for k in keys if k[0] in ("fc1.b", "fc2.b", "out.b", "out.w")]
     for name in ("fc1.w", "fc2.w"):
         chosen += rng.sample([k for k in keys if k[0] == name], 60)
     for key in chosen:
-        x = get(params, key)
-        put(params, key, x + h)
-        up = md.batch_loss_and_grads(params, batch)[0]
-        put(params, key, x - h)
-        down = md.batch_loss_and_grads(params, batch)[0]
-        put(params, key, x)
-        numeric = (up - down) / (2 * h)
-        analytic = get(grads, key)
+        numeric = central_difference(lambda: md.batch_loss_and_grads(params, batch)[0], *holder_of(params, key), h)
+        row, j = holder_of(grads, key)
+        analytic = row[j]
         # absolute floor: a weight into a ReLU that is off everywhere has gradient 0 both ways
         err = abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-6)
         worst = max(worst, err)
     assert worst < 1e-5, worst
     # the gradient is not trivially zero
-    assert max(abs(get(grads, k)) for k in flat_params(params)) > 1e-3
+    assert max(abs(row[j]) for row, j in (holder_of(grads, k) for k in keys)) > 1e-3
 
 
 def test_loss_is_the_mean_squared_noise_error():

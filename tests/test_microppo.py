@@ -12,7 +12,7 @@ import random
 import pytest
 
 import microppo
-from gradcheck import check_grads, rel_err
+from gradcheck import central_difference, check_grads, rel_err
 from microppo import Value, clipped_surrogate, ranking_loss, rm_backward, rm_forward
 
 VOCAB, BOS = 27, 26
@@ -64,12 +64,8 @@ def test_reward_model_gradient_matches_finite_differences():
     score, h = rm_forward(theta, x)
     grad = [0.0] * len(theta)
     rm_backward(theta, x, h, 1.0, grad)
-    eps = 1e-6
     for i in range(len(theta)):
-        up, down = list(theta), list(theta)
-        up[i] += eps
-        down[i] -= eps
-        numeric = (rm_forward(up, x)[0] - rm_forward(down, x)[0]) / (2 * eps)
+        numeric = central_difference(lambda: rm_forward(theta, x)[0], theta, i)
         assert abs(grad[i] - numeric) < 1e-6 * max(1.0, abs(numeric)), i
 
 
@@ -85,19 +81,12 @@ def test_value_baseline_gradient_matches_finite_differences():
     # value_update with lr = 1 moves each entry by exactly -gradient: read the gradient off it
     moved = {"bias": table["bias"], "by_pos": list(table["by_pos"]), "by_token": list(table["by_token"])}
     assert abs(microppo.value_update(moved, states, returns, 1.0) - loss_of(table)) < 1e-12
-    h = 1e-6
     for key, idx in [("bias", None), ("by_pos", 1), ("by_token", 4), ("by_token", 5)]:
-        up = {"bias": table["bias"], "by_pos": list(table["by_pos"]), "by_token": list(table["by_token"])}
-        down = {"bias": table["bias"], "by_pos": list(table["by_pos"]), "by_token": list(table["by_token"])}
-        if idx is None:
-            up[key] += h
-            down[key] -= h
-            grad = table[key] - moved[key]
-        else:
-            up[key][idx] += h
-            down[key][idx] -= h
-            grad = table[key][idx] - moved[key][idx]
-        numeric = (loss_of(up) - loss_of(down)) / (2 * h)
+        # the entry to perturb: table["bias"] itself, or one element of a table row
+        holder, slot = (table, key) if idx is None else (table[key], idx)
+        moved_holder = moved if idx is None else moved[key]
+        grad = holder[slot] - moved_holder[slot]  # lr = 1: the step taken IS the gradient
+        numeric = central_difference(lambda: loss_of(table), holder, slot)
         assert abs(grad - numeric) < 1e-8, (key, idx)
     # a few steps of it fit the returns better
     assert loss_of(moved) < loss_of(table)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 import microvae as mv
-from gradcheck import rel_err
+from gradcheck import central_difference, holder_of, param_keys, rel_err
 
 
 def test_closed_form_kl_matches_a_monte_carlo_estimate():
@@ -47,41 +47,17 @@ def test_gradients_reach_mu_and_log_var_through_the_sample():
     the formulas batch_loss_and_grads uses, checked by central differences."""
     eps = [0.8, -1.3]
     mu, lv = [0.4, -0.2], [-0.5, 0.3]
-    h = 1e-6
 
-    def f(m, l):
-        return sum(z * z for z in mv.reparameterize(m, l, eps))
+    def f():
+        return sum(z * z for z in mv.reparameterize(mu, lv, eps))
 
     z = mv.reparameterize(mu, lv, eps)
     for i in range(2):
-        dmu = (f([m + h * (j == i) for j, m in enumerate(mu)], lv) - f([m - h * (j == i) for j, m in enumerate(mu)], lv)) / (2 * h)
-        dlv = (f(mu, [l + h * (j == i) for j, l in enumerate(lv)]) - f(mu, [l - h * (j == i) for j, l in enumerate(lv)])) / (2 * h)
+        dmu = central_difference(f, mu, i)
+        dlv = central_difference(f, lv, i)
         assert rel_err(dmu, 2 * z[i]) < 1e-6
         assert rel_err(dlv, 2 * z[i] * eps[i] * math.exp(0.5 * lv[i]) / 2) < 1e-6
         assert abs(dlv) > 1e-3  # the noise really carries gradient to log_var
-
-
-def keys_of(params):
-    out = []
-    for name, p in params.items():
-        if isinstance(p[0], list):
-            out += [(name, i, j) for i in range(len(p)) for j in range(len(p[0]))]
-        else:
-            out += [(name, None, j) for j in range(len(p))]
-    return out
-
-
-def get(params, key):
-    name, i, j = key
-    return params[name][j] if i is None else params[name][i][j]
-
-
-def put(params, key, value):
-    name, i, j = key
-    if i is None:
-        params[name][j] = value
-    else:
-        params[name][i][j] = value
 
 
 @pytest.mark.parametrize("beta", [0.1, 1.0, 4.0])
@@ -97,15 +73,10 @@ def test_whole_elbo_gradient_matches_central_finite_differences(beta):
     # loses digits to rounding; the truncation error O(h^2) is still negligible
     h = 1e-5
     worst = 0.0
-    for key in keys_of(params):
-        x = get(params, key)
-        put(params, key, x + h)
-        up = mv.batch_loss_and_grads(params, batch, beta)[0]
-        put(params, key, x - h)
-        down = mv.batch_loss_and_grads(params, batch, beta)[0]
-        put(params, key, x)
-        numeric = (up - down) / (2 * h)
-        worst = max(worst, abs(get(grads, key) - numeric) / max(abs(numeric), abs(get(grads, key)), 1e-6))
+    for key in param_keys(params):
+        numeric = central_difference(lambda: mv.batch_loss_and_grads(params, batch, beta)[0], *holder_of(params, key), h)
+        row, j = holder_of(grads, key)
+        worst = max(worst, abs(row[j] - numeric) / max(abs(numeric), abs(row[j]), 1e-6))
     assert worst < 1e-5, worst
 
 
