@@ -1074,17 +1074,24 @@ def main():
             print(f"    {name:6} {' '.join(words(ids)):40} log p = {score:8.4f}")
 
     # --- what cross-attention learned: which English word each Italian adjective reads ---
-    hits = reads = crossed = adjective_pairs = 0
+    hits = reads = crossed = adjective_pairs = article_hits = articles = 0
     for (e, _), (g, maps, _) in zip(test_random, greedy_random):
-        for word, heads in zip(words(g), maps):
+        out = words(g)
+        for i, (word, heads) in enumerate(zip(out, maps)):
+            top = e[most_read(heads, len(e))]
             if word in FORM_GENDERS:
-                top = e[most_read(heads, len(e))]
                 hits += top in ADJECTIVES and word in ADJECTIVES[top]
                 reads += 1
+            elif word in ARTICLES.values() and i + 1 < len(out):
+                # il or la is decided by the gender of the noun that follows, and English
+                # "the" carries none: does the article read that noun's English word?
+                article_hits += top in NOUNS and NOUNS[top][0] == out[i + 1]
+                articles += 1
         c, n = crossing_share(e + [EOS], words(g), maps)
         crossed, adjective_pairs = crossed + c, adjective_pairs + n
     alignment_share = hits / max(1, reads)
     crossing = crossed / max(1, adjective_pairs)
+    article_share = article_hits / max(1, articles)
     # the first held-out sentence with two adjectives, already translated above
     e, (g, maps, _) = next(
         (english, t) for (english, _), t in zip(test_random, greedy_random) if sum(w in ADJECTIVES for w in english) == 2
@@ -1096,6 +1103,8 @@ def main():
     print(f"{alignment_share:.1%} of {reads:,} Italian adjectives in the random test set read their English")
     print(f"adjective most; for {crossing:.1%} of {adjective_pairs:,} noun-adjective pairs the adjective reads a word")
     print("left of the one its noun reads: the alignment lines cross")
+    print(f"{article_share:.1%} of {articles:,} articles read their own noun's English word most: its gender")
+    print("decides il or la, and English \"the\" carries none")
 
     seconds = time.perf_counter() - t0
     metrics = {
@@ -1108,6 +1117,7 @@ def main():
         "agreement_compositional": agree,
         "baseline_agreement_compositional": base_agree,
         "beam_exact_compositional": beam_exact,
+        "article_reads_noun": article_share,
         "alignment_share": alignment_share,
         "crossing_share": crossing,
         "heldout_loss": heldout_loss,
@@ -1125,7 +1135,8 @@ def main():
     print(f"beam search, width {BEAM_WIDTH}  compositional {beam_exact:.1%}")
     print(f"gender agreement      {agree:.1%} of compositional noun phrases (word-by-word {base_agree:.1%})")
     print(f"alignment             {alignment_share:.1%} of adjectives read their English adjective most;")
-    print(f"                      {crossing:.1%} of noun-adjective pairs cross")
+    print(f"                      {crossing:.1%} of noun-adjective pairs cross;")
+    print(f"                      {article_share:.1%} of articles read their own noun most")
     print(f"total time            {seconds:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics
