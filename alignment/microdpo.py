@@ -939,6 +939,7 @@ def main():
     ref = frozen_copy(params)
     ref_heldout = evaluate(ref, eval_docs)
     print(f"held-out loss {ref_heldout:.4f} nats/char over {len(eval_docs)} unseen names")
+    print("pretraining loss, mean of each 1/60 of the steps:")
     for line in loss_curve(pre_losses, [("held-out", ref_heldout), ("uniform", math.log(vocab_size))]):
         print(line)
 

@@ -903,6 +903,7 @@ def main():
             "costs": layer_costs(vocab_size, n_exp, hidden, k),
         }
         print(f"  held-out loss {heldout:.4f}, {ms:.1f} ms/step; held-out shares " + " ".join(f"{s:.0%}" for s in shares))
+        print("  training loss, mean of each 1/60 of the steps:")
         for line in loss_curve(losses, [("held-out", heldout), ("bigram", bigram)], height=6):
             print(line)
 

@@ -1066,6 +1066,7 @@ def main():
     ref = frozen_copy(params)
     ref_heldout = evaluate(ref, eval_docs)
     print(f"held-out loss {ref_heldout:.4f} nats/char over {len(eval_docs)} unseen names")
+    print("pretraining loss, mean of each 1/60 of the steps:")
     for line in loss_curve(pre_losses, [("held-out", ref_heldout), ("uniform", math.log(vocab_size))]):
         print(line)
     # The "before" numbers: every model is sampled with the same seed.
@@ -1082,6 +1083,7 @@ def main():
     held_rm_loss = sum(ranking_loss(rm_forward(theta, name_features(w))[0], rm_forward(theta, name_features(l))[0])[0] for w, l in held_pairs) / len(held_pairs)
     rm_acc = rm_accuracy(theta, held_pairs)
     print(f"held-out pairs: accuracy {rm_acc:.1%} (untrained: {untrained_acc:.1%}), ranking loss {held_rm_loss:.4f}")
+    print("reward-model ranking loss, mean of each 1/60 of the steps:")
     for line in loss_curve(rm_losses, [("held-out", held_rm_loss), ("chance ln 2", math.log(2))]):
         print(line)
     # The reward model's scale is arbitrary: the ranking loss sees only differences,

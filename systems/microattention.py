@@ -798,7 +798,8 @@ def main():
     pick_ratio = {v: (1 - cos[(f"{v}_pick", 0.1)]) / (1 - cos[(v, 0.1)]) for v in ("gqa", "mqa")}
     print(f"non-finite outputs    {nonfinite:,}, including the stress test at inputs x {STRESS_SCALE:,g}")
     print(f"1 - cos at eps 0.1    one kept head / mean: GQA {pick_ratio['gqa']:.2f}x, MQA {pick_ratio['mqa']:.2f}x")
-    print(f"cos rises with eps    {monotone_violations} times over GQA and MQA; MQA above GQA at {mqa_above_gqa} eps")
+    print(f"cos rises with eps    {monotone_violations} times over GQA and MQA")
+    print(f"MQA above GQA         at {mqa_above_gqa} of {len(EPS_SWEEP)} eps values")
     print(f"costs vs meter        {flops_mismatches} of {len(VARIANTS)} variants differ from their formula")
     print(f"kv floats per token   MHA {kv['mha']}, GQA {kv['gqa']}, MQA {kv['mqa']}, MLA {kv['mla']}")
     print(f"total time            {seconds:.1f}s")

@@ -1134,6 +1134,7 @@ def main():
         model = to_floats(params, n_head)
         heldout = evaluate(model, eval_docs)
         print(f"{role} held-out loss over {len(eval_docs)} unseen names: {heldout:.4f} nats/char")
+        print(f"{role} training loss, mean of each 1/60 of the steps:")
         for line in loss_curve(losses, [("held-out", heldout), ("bigram", bigram)]):
             print(line)
         trained[role] = {"model": model, "heldout": heldout, "untrained": untrained, "ms": ms, "params": len(flatten(params))}

@@ -1031,6 +1031,7 @@ def main():
     W = export_weights(params)
     heldout = heldout_loss(W, eval_docs, bos)
     print(f"held-out loss over {len(eval_docs)} names: {heldout:.4f}")
+    print("\ntraining loss, mean of each 1/60 of the steps (a few names each, so noisy):")
     for line in loss_curve(losses, [("held-out", heldout), ("untrained", untrained)]):
         print(line)
 
@@ -1065,7 +1066,9 @@ def main():
     # --- memory: the cache grows by the same amount every position ---
     mismatches = sum(f != cache_formula(t + 1) for t, f in enumerate(floats_c))
     steps = sorted({f2 - f1 for f1, f2 in zip(floats_c, floats_c[1:])})
-    print(f"\ncache memory: {steps} floats added per position (2 x {N_LAYER} layers x {N_EMBD}); at 8 bytes a float:")
+    # one distinct step size means every position adds the same number of floats
+    added = ", ".join(f"{d:,}" for d in steps)
+    print(f"\ncache memory: {added} floats added per position (2 x {N_LAYER} layers x {N_EMBD}); at 8 bytes a float:")
     print(f"  {'positions':>9} {'floats':>7} {'bytes':>7} {'2 x L x T x d':>13}")
     for t in (1, 2, 4, 8, 16):
         print(f"  {t:9d} {floats_c[t - 1]:7,d} {8 * floats_c[t - 1]:7,d} {cache_formula(t):13,d}")

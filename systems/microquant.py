@@ -968,6 +968,7 @@ def main():
     W = {name: [[to_f32(x) for x in row] for row in mat] for name, mat in export_weights(params).items()}
     fp32 = heldout_loss(W, eval_docs)
     print(f"float32 held-out loss {fp32:.4f}")
+    print("training loss, mean of each 1/60 of the steps:")
     for line in loss_curve(losses, [("held-out", fp32), ("untrained", untrained)]):
         print(line)
     # the float forward must be the Value model: same logits on one held-out name
@@ -1050,11 +1051,11 @@ def main():
     for bits in BIT_WIDTHS:
         b = f"int{bits}"
         print(
-            f"{b} loss        worst {metrics[b + '_worst_loss_change']:+.2%} vs fp32, giving back"
+            f"{b} loss         worst {metrics[b + '_worst_loss_change']:+.2%} vs fp32, giving back"
             f" {metrics[b + '_gain_lost']:.1%} of training's gain"
         )
         print(
-            f"{b} bytes       {metrics[b + '_shrink']:g}x smaller before scales;"
+            f"{b} bytes        {metrics[b + '_shrink']:g}x smaller before scales;"
             f" scales + zero points add {metrics[b + '_scale_overhead_min']:.1%}"
             f" to {metrics[b + '_scale_overhead_max']:.1%} of that"
         )
