@@ -43,13 +43,19 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     tr = terminalreporter
     tr.section("runtime-budget harness")
-    tr.write_line(f"{'script':34} {'seconds':>8} {'bench':>6} {'budget':>7} {'peak MB':>8}  result")
+    tr.write_line(f"{'script':34} {'seconds':>8} {'bench':>6} {'budget':>7} {'peak MB':>8} {'hash seed':>11}  result")
     for row in rows:
         tr.write_line(
             f"{row['script']:34} {row['seconds']:8.1f} {row['benchmark_s']:6d} {row['budget_s']:7d}"
-            f" {row['peak_mb']:8.1f}  {'PASS' if row['passed'] else 'FAIL'}"
+            f" {row['peak_mb']:8.1f} {row['hash_seed']:>11}  {'PASS' if row['passed'] else 'FAIL'}"
         )
-        for metric, op, bound, value, ok, known_miss in row["checks"]:
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            note = f"  KNOWN MISS, {known_miss}" if known_miss else ""
-            tr.write_line(f"    {'ok  ' if ok else 'MISS'} {metric} = {shown} (target {op} {bound}){note}")
+        for t in row["checks"]:
+            note = f"  KNOWN MISS, {t['known']}" if t["known"] else ""
+            tr.write_line(
+                f"    {'ok  ' if t['passed'] else 'MISS'} {t['metric']} = {shown(t['value'])} (target {t['op']} {t['shown_bound']})"
+                f" | {t['baseline']} = {shown(t['baseline_value'])} {'meets it too' if t['baseline_ok'] else 'misses'}{note}"
+            )
+
+
+def shown(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

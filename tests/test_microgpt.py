@@ -318,15 +318,21 @@ def test_cycle_collector_is_paused_inside_and_restored_after():
     assert gc.isenabled()
 
 
-def test_report_targets_prints_pass_and_miss_and_counts_the_misses(capsys):
-    metrics = {"loss": 2.3, "bigram": 2.45, "acc": 0.4}
-    targets = [("loss", "<", "bigram"), ("acc", ">=", 0.5), ("absent", ">", 0)]
-    assert microgpt.report_targets(metrics, targets) == 2
+def test_report_targets_fails_a_target_the_method_misses_or_the_baseline_meets(capsys):
+    metrics = {"loss": 2.3, "bigram": 2.45, "count": 2.35, "untrained": 3.3}
+    targets = [
+        ("loss", "<=", 2.4, "bigram"),  # method meets, baseline misses: the only pass
+        ("loss", "<=", 2.4, "count"),  # the baseline meets it too: tests nothing
+        ("untrained", "<=", 2.4, "bigram"),  # the method misses it
+        ("absent", ">", "loss", "bigram"),  # a missing metric fails
+    ]
+    assert microgpt.report_targets(metrics, targets) == 3
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-3:] == [
-        "PASS  loss = 2.3 (target < bigram = 2.45)",
-        "MISS  acc = 0.4 (target >= 0.5)",
-        "MISS  absent = None (target > 0)",
+    assert lines[-4:] == [
+        "PASS  loss = 2.3 (target <= 2.4) | baseline bigram = 2.45 misses",
+        "MISS  loss = 2.3 (target <= 2.4) | baseline count = 2.35 meets it too",
+        "MISS  untrained = 3.3 (target <= 2.4) | baseline bigram = 2.45 misses",
+        "MISS  absent = None (target > loss = 2.3) | baseline bigram = 2.45 meets it too",
     ]
 
 
@@ -336,3 +342,11 @@ def test_loss_curve_draws_every_column_and_labels_each_mark():
     assert len(plot) == 8 and sum(line.count("*") for line in plot) == 50
     assert any(line.endswith("held-out 1.500") for line in plot) and any(line.endswith("bigram 2.500") for line in plot)
     assert lines[-1].strip() == "step 1 .. 200"
+
+
+def test_loss_curve_names_a_far_mark_instead_of_squashing_the_curve():
+    # A curve from 2.6 to 2.3 and an untrained mark at 3.3: the axis stays on the curve.
+    lines = microgpt.loss_curve([2.6 - i * 0.003 for i in range(100)], [("untrained", 3.3), ("held-out", 2.35)], width=20, height=6)
+    plot = lines[:-2]
+    assert plot[0].endswith("^ untrained 3.300") and float(plot[0].split("|")[0]) < 2.7
+    assert sum(any(c == "*" for c in line) for line in plot) == 6, "the curve uses every row"
