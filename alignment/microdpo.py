@@ -3,14 +3,21 @@ microdpo.py - Direct Preference Optimization aligns a language model to a prefer
 with one classification loss on its own log-probabilities, with no reward model and no
 sampling during training, anchored to a frozen copy of itself.
 
-It pretrains microgpt's tiny GPT on names, then teaches it a preference a program can
-check: names that end in a vowel (a, e, i, o, u, y) are preferred over names that end in
-a consonant. Two values of beta show what the frozen reference does (a larger beta holds
-the policy closer to it), and a third run with too large a learning rate shows alignment
-wrecking the language model it was meant to steer.
+It pretrains microgpt's tiny GPT on names (the reference), draws pairs of names from
+the reference and prefers the shorter name of each pair: a graded preference, where
+shorter is always better. Two methods start from the same reference and see the same
+pairs. Preferred-FT, the DPO paper's baseline, fine-tunes on the chosen names alone, so
+it can only imitate them and stops at their quality. DPO learns from the difference
+between chosen and rejected and keeps going past it. A run with a small beta shows what
+beta is for: it runs on to empty names, the over-optimisation the KL term exists to
+limit. Every run is drawn on one reward-KL frontier. Last, the two methods meet a
+yes/no preference (a vowel ending, microppo.py's task), where they tie: why the
+graded preference is the one that tells them apart.
 
 Attribution: DPO is from Rafailov et al., "Direct Preference Optimization: Your Language
-Model is Secretly a Reward Model" (2023). The model and the autograd engine are
+Model is Secretly a Reward Model" (2023), Preferred-FT its baseline; deterministic
+preferences are analysed by Azar et al., "A General Theoretical Paradigm to Understand
+Learning from Human Preferences" (2023, IPO). The model and the autograd engine are
 microgpt.py's from this collection (after Karpathy's microgpt, micrograd and makemore).
 """
 
@@ -30,161 +37,512 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# --- the base model: microgpt's GPT, unchanged (about 4,200 parameters) ---
-# Width of the residual stream, heads (each owns a 4-dim slice), one block, and 16
-# positions: the longest name (15 letters) plus its closing token.
+# --- the reference: microgpt's GPT (about 4,200 parameters), trained as microgpt does ---
+# Residual width, heads (each owns a 4-dim slice), one block, 16 positions (the longest
+# name has 15 letters, plus its closing token), and initial weights ~ N(0, 0.08).
 N_EMBD = 16
 N_HEAD = 4
 HEAD_DIM = N_EMBD // N_HEAD
 N_LAYER = 1
 BLOCK_SIZE = 16
-# Initial weights ~ N(0, 0.08): the untrained model starts near uniform (loss ln 27).
 INIT_STD = 0.08
-
-# --- pretraining: the language model that DPO will steer ---
-# One name per step. A step costs ~14 ms, so 1,000 steps is ~14 s: enough for a model
-# that writes plausible names (it gets most of the way to microgpt's 2,000-step loss),
-# and it leaves most of the 150 s budget for what this file is about: three DPO runs,
-# their samples and their held-out evaluations.
+# 1,000 names at microgpt's learning rate, decayed linearly: a model that writes
+# plausible names (most of the way to microgpt's 2,000-step loss) in about 15 s,
+# leaving the budget for six alignment runs.
 PRETRAIN_STEPS = 1000
-# Adam's step size for pretraining, decayed linearly to 0 (microgpt's value).
-PRETRAIN_LR = 0.01
-# Adam's decay rates and epsilon (microgpt's). Subtle: ADAM_B1/ADAM_B2 have nothing to
-# do with DPO's beta below; the two names collide in the literature, not here.
-ADAM_B1, ADAM_B2 = 0.85, 0.99
+LEARNING_RATE = 0.01
+# Adam's decay rates and epsilon (microgpt's), for every optimizer here. Subtle:
+# BETA1/BETA2 have nothing to do with DPO's beta; the names collide in the literature.
+BETA1, BETA2 = 0.85, 0.99
 ADAM_EPS = 1e-8
-
-# The last 10% of shuffled names are never trained on, by pretraining or by DPO; the
-# held-out loss before and after alignment is measured on the same 300 of them (a
-# standard error of ~0.015 nats, small beside the rises beta decides between).
+# The last 10% of shuffled names are never trained on. Held-out loss is measured on
+# two groups of them: names the preference favours (short names, of at most
+# FAVOURED_LETTERS letters; or, for the yes/no preference, vowel endings) and the
+# rest, EVAL_NAMES of each.
 HELDOUT_FRAC = 0.1
-EVAL_NAMES = 300
+FAVOURED_LETTERS = 4
+EVAL_NAMES = 150
 # log(x) is computed as log(max(x, 1e-10)): an underflowed probability stays finite.
 LOG_CLIP = 1e-10
 
-# --- DPO ---
-# beta is how strongly the policy is tied to the reference: the loss saturates once
-# beta * (change in log-ratio margin) is a few units, so a small beta lets the policy
-# move far (many nats) before the loss stops pulling, and a large beta stops it early.
-DPO_BETAS = (0.1, 0.5)
-# Steps of DPO per run, each on a batch of preference pairs. 100 steps x 4 pairs is
-# 800 policy sequences per run: enough to move the vowel rate by far more than the
-# targets ask, at ~0.2 s a step.
-DPO_STEPS = 100
-DPO_BATCH = 4
-# Adam's step size for DPO, decayed linearly to 0. Alignment is fine-tuning: the base
-# model already writes names, and DPO should move only what the preference is about.
+# --- alignment: every run sees the same pairs in the same order ---
+# 100 steps of 4 pairs: 400 pairs, each two reference samples (ties in length redrawn).
+ALIGN_STEPS = 100
+ALIGN_BATCH = 4
+# DPO's beta. The loss saturates once beta * (change in the log-ratio margin) is a few
+# units, so beta sets how far the policy moves per unit of preference learned. At
+# beta 1 DPO passes Preferred-FT within these 100 steps while its samples are still
+# names; beta 0.1 (a common default for large models) is the run that overshoots.
+DPO_BETA = 1.0
+SMALL_BETA = 0.1
+# Adam's step size for DPO, decayed linearly to 0: fine-tuning, not training afresh.
 DPO_LR = 0.002
-# The "too high" learning rate of the third run: 10x the one above, for the smaller
-# beta. It drives the DPO loss down faster and ruins the model (see main()).
-COLLAPSE_LR = 0.02
+# Preferred-FT is given two step sizes, DPO's and 5x it, and judged by the better one:
+# the baseline gets every chance to reach what DPO reaches.
+PFT_LRS = (0.002, 0.01)
 
 # --- measurement ---
-# Samples at temperature 1 (the model's own distribution: KL is defined on it) for the
-# before/after vowel rate and the final KL. 200 samples: a standard error of ~3.5
-# points on a rate near 50%.
+# Samples at temperature 1 (the policy's own distribution, on which KL is defined).
+# Each run is measured every CHECKPOINT_EVERY steps with MONITOR_SAMPLES samples (the
+# frontier's points) and at the end with NUM_SAMPLES (a standard error of ~0.15 letters
+# on the mean length, ~2.5 points on a rate near 85%). Every model is sampled with the
+# same seed, so differences between models are the models', not the sampler's luck.
 NUM_SAMPLES = 200
-# Fewer samples at each checkpoint during training (the KL/vowel-rate log), and the
-# step whose KL counts as "early in training" (one eighth of the way). The end of
-# training is measured with the NUM_SAMPLES above, so it is not a checkpoint.
 MONITOR_SAMPLES = 100
-EARLY_STEP = DPO_STEPS // 8
-MONITOR_STEPS = (EARLY_STEP, DPO_STEPS // 4, DPO_STEPS // 2, 3 * DPO_STEPS // 4)
-# Preference pairs built from held-out names, for the held-out DPO loss and accuracy.
-HELDOUT_PAIRS = 100
-# The letters that make a name "preferred" when it ends with one (y counts, as in
-# "emmy"): 50.9% of the distinct names end in one of them.
-VOWELS = set("aeiouy")
+CHECKPOINT_EVERY = 25
+# Preference pairs drawn afresh from the reference, never trained on: how each run
+# ranks them, and how it moved the chosen and the rejected names.
+HELDOUT_PAIRS = 60
+# Reference and policy samples shown side by side.
+NUM_SHOWN = 8
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound), where a bound that is a string
-# names another metric of the same run. The "before" numbers are the pretrained
-# reference model's, measured on the same held-out names and with the same sampler.
+# (metric, op, bound, baseline): the metric meets the bound and the baseline, measured
+# in the same run, misses it. Lengths are mean letters per sampled name (the preference
+# wants fewer); pronounceable is microgpt's is_pronounceable() on the same samples.
 TARGETS = [
-    # At step 0 the policy IS the reference, so every log-ratio is exactly 0 and the
-    # loss is -log sigmoid(0) = ln 2: a check that the reference is wired in correctly.
-    ("step0_loss_error", "<=", 1e-9),
-    # The preference must be learned: +30 points over the reference's own vowel rate.
-    ("vowel_gain_small_beta", ">=", 0.30),
-    ("vowel_gain_large_beta", ">=", 0.30),
-    # The policy moves away from the reference as training goes on: the final KL is at
-    # least twice the KL at EARLY_STEP.
-    ("kl_growth_small_beta", ">=", 2.0),
-    ("kl_growth_large_beta", ">=", 2.0),
-    # beta is the leash: the smaller beta ends at least 1.3x farther from the reference,
-    ("kl_ratio_small_to_large", ">=", 1.3),
-    # and pays for it with a larger rise of the held-out loss on real names.
-    ("heldout_rise_small_beta", ">", "heldout_rise_large_beta"),
+    # DPO goes past the chosen names' quality; Preferred-FT, at its best checkpoint of
+    # either learning rate, cannot (it imitates the chosen set, mean ~4.9 letters).
+    ("dpo_mean_letters", "<=", 3.8, "pft_best_mean_letters"),
+    # ...while its samples stay names; the small-beta run's do not.
+    ("dpo_pronounceable", ">=", 0.80, "small_beta_pronounceable"),
+    # A KL-regularised optimum raises the probability of what the preference favours:
+    # held-out short names must not get less likely (nats/char, policy minus reference).
+    ("dpo_favoured_heldout_rise", "<=", 0.0, "small_beta_favoured_heldout_rise"),
 ]
 
-# === DATA ===
-# microgpt's loader: names.txt is downloaded once into a cache shared by every script
-# (NO_MAGIC_DATA_DIR points it elsewhere), verified by sha256, then deduplicated,
-# shuffled and split.
-DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
-DATA_FILE = "names.txt"
-DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-DOWNLOAD_TIMEOUT_S = 30
+# === THE DPO LOSS ===
+# The KL-regularised RL objective that RLHF optimises (with reward r and beta > 0):
+#
+#   max_pi  E_y~pi [ r(y) ]  -  beta * KL(pi || pi_ref)
+#
+# has the closed-form optimum  pi*(y) = pi_ref(y) * exp(r(y) / beta) / Z,  so any
+# reward can be written through the policy that is optimal for it:
+#
+#   r(y) = beta * log(pi*(y) / pi_ref(y)) + beta * log Z.
+#
+# Preferences are modelled as Bradley-Terry: P(y_w beats y_l) = sigmoid(r(y_w) - r(y_l)).
+# In that DIFFERENCE the intractable log Z cancels, so the reward model's maximum
+# likelihood loss becomes a loss on the policy itself:
+#
+#   L = -log sigmoid( beta * [ (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)) ] )
+#
+# No reward model is trained and nothing is sampled: it is logistic regression in
+# which the logit is the difference of two log-ratios.
+#
+# Subtle (Azar et al. 2023): here every pair is decided (the shorter name always
+# wins), so the Bradley-Terry probability the data asks for is 1, the margin it asks
+# for is infinite, and the loss has no finite minimiser for ANY beta. The KL leash
+# then holds only while the margins are small; beta sets how fast the policy runs
+# away, and the step budget where it stops. The small-beta run shows where it ends.
 
 
-def data_dir():
-    """The cache folder: $NO_MAGIC_DATA_DIR if set, else ~/.cache/no-magic."""
-    return os.environ.get("NO_MAGIC_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "no-magic")
+def log_sigmoid(x):
+    """log sigmoid(x) = -log(1 + e^-x), as one node that is finite at any x.
 
+    Stable form: log sigmoid(x) = min(x, 0) - log(1 + e^-|x|). Both branches agree:
+    for x >= 0 it is -log(1 + e^-x) as written; for x < 0, multiply inside the log by
+    e^x / e^x: -log(1 + e^-x) = x - log(e^x + 1) = x - log(1 + e^-|x|). e^-|x| <= 1,
+    so nothing overflows. Built from primitives, 1 + e^1000 would overflow, and
+    log(sigmoid(-1000)) would hit the 1e-10 clip and lose its gradient.
 
-def sha256_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    Derivative: d/dx [-log(1 + e^-x)] = e^-x / (1 + e^-x) = 1 - sigmoid(x) = sigmoid(-x),
+    again computed in the form whose exponent is never positive.
 
-
-def fetch(url, filename, sha256):
-    """Return the path of a verified local copy of `url`, downloading it on first use.
-
-    A cached file is used only if its sha256 matches; a bad one is downloaded afresh.
-    The download goes to a temporary file in the same folder and is renamed into place
-    only after its checksum passes, so an interrupted run never leaves a corrupt cache.
-    Offline, it exits with a message naming the URL and where to put the file by hand.
-    Subtle: sha256=None is for files whose bytes are not pinned upstream; then nothing
-    is verified here, and the caller must check the content's shape itself.
+    >>> [round(log_sigmoid(Value(x)).data, 6) for x in (0.0, 1000.0, -1000.0)]
+    [-0.693147, 0.0, -1000.0]
     """
-    folder = data_dir()
-    path = os.path.join(folder, filename)
-    problem = ""
-    if os.path.exists(path):
-        if sha256 is None or sha256_of(path) == sha256:
-            return path
-        problem = f"the cached copy at {path} fails its sha256 check, and "
-    print(f"downloading {url} -> {path}")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError) as e:
-        # No network, DNS failure, timeout, refused connection: all end here, and the
-        # reader gets instructions instead of a traceback.
-        sys.exit(
-            f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
-            f"Download that file by hand and save it as:\n  {path}\n"
-            f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
-        )
-    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
-        sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        # Renaming is atomic on one filesystem: a reader sees the old file or the new
-        # one, never half of it, even if this process is killed mid-write.
-        os.replace(tmp, path)
-    except OSError as e:
-        sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
-    return path
+    a = x.data
+    e = math.exp(-abs(a))
+    # math.log1p(t) = log(1 + t), accurate even when t is tiny (here t <= 1)
+    out = min(a, 0.0) - math.log1p(e)
+    # sigmoid(-a): e^-a / (1 + e^-a) for a >= 0, 1 / (1 + e^a) for a < 0
+    slope = e / (1.0 + e) if a >= 0 else 1.0 / (1.0 + e)
+    return Value(out, (x,), (slope,))
 
 
-def load_names():
-    """names.txt -> list of lowercase names, one per non-empty line."""
-    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+def dpo_loss(pi_w, pi_l, ref_w, ref_l, beta):
+    """-log sigmoid(beta * ((log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)))).
+
+    pi_w, pi_l: the policy's sequence log-probs (Values: the gradient flows into them);
+    ref_w, ref_l: the reference's (plain floats: the reference is frozen). The gradient
+    with respect to log pi(y_w) is -beta * sigmoid(-margin), and the opposite for
+    log pi(y_l): large while the policy ranks the pair wrongly, vanishing once the
+    margin is a few units.
+
+    >>> round(dpo_loss(Value(-9.0), Value(-7.0), -9.0, -7.0, 0.1).data, 6)  # pi = ref
+    0.693147
+    """
+    # beta * (log-ratio of the chosen name - log-ratio of the rejected one): the
+    # implicit reward margin, r(y_w) - r(y_l) up to the cancelled log Z
+    margin = ((pi_w - ref_w) - (pi_l - ref_l)) * beta
+    return -log_sigmoid(margin)
+
+
+def sequence_logprob(tokens, params):
+    """log pi(y) = sum over positions t of log p(y_t | y_<t), as one Value.
+
+    Each term is -cross_entropy(logits, next token). The sum runs through the closing
+    BOS too: the probability of stopping is exactly what decides a name's length.
+    Subtle: name_loss() returns the MEAN per token (right for pretraining, where long
+    and short names should count alike); a preference is about whole sequences, so
+    DPO needs the SUM, the log-probability of the entire name.
+    """
+    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    n = min(BLOCK_SIZE, len(tokens) - 1)
+    total = -cross_entropy(gpt(tokens[0], 0, keys, values, params), tokens[1])
+    for pos in range(1, n):
+        total = total - cross_entropy(gpt(tokens[pos], pos, keys, values, params), tokens[pos + 1])
+    return total
+
+
+# === PREFERENCE DATA ===
+# Real preference data is (prompt, chosen, rejected), where both answers come from the
+# model being aligned and a person picks one. Here the prompt is the empty name (BOS),
+# both answers are samples of the reference, and the "person" is a program that always
+# picks the shorter name: a preference graded by length, not a yes/no property. For a
+# yes/no preference (say "ends in a vowel"), fine-tuning on the chosen answers learns
+# the reference conditioned on the property, already the KL-cheapest policy that
+# always has it, and DPO cannot beat it; a graded one has no such ceiling. The run
+# shows both: the length preference first, then the vowel ending (microppo.py's task).
+
+
+def sample(params, bos, rng):
+    """One name sampled at temperature 1, as (tokens, log-probability under the model).
+
+    Temperature 1 samples the model's own distribution, which is what the KL estimate
+    needs: KL(pi || ref) = E_{y ~ pi}[log pi(y) - log ref(y)]. The log-probability of
+    the sample is summed as it is drawn, so it costs no second forward pass.
+    """
+    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    tokens, logp = [bos], 0.0
+    with cycle_collector_paused():
+        for pos in range(BLOCK_SIZE):
+            zs = [z.data for z in gpt(tokens[-1], pos, keys, values, params)]
+            # a softmax on plain floats: nothing here needs a gradient
+            mx = max(zs)
+            exps = [math.exp(z - mx) for z in zs]
+            token = rng.choices(range(len(exps)), weights=exps)[0]
+            logp += math.log(max(exps[token] / sum(exps), LOG_CLIP))
+            tokens.append(token)
+            if token == bos:
+                break
+    return tokens, logp
+
+
+def letters(tokens, bos):
+    """How many letters a sampled name has (its tokens minus the BOS tokens).
+
+    >>> letters([26, 4, 12, 12, 0, 26], 26), letters([26, 26], 26)
+    (4, 0)
+    """
+    return sum(t != bos for t in tokens)
+
+
+def ends_in_vowel(tokens, bos):
+    """The yes/no preference: does the name end in a vowel (VOWELS: a e i o u y)?
+
+    >>> [ends_in_vowel(t, 26) for t in ([26, 4, 12, 12, 0, 26], [26, 11, 8, 0, 12, 26], [26, 26])]
+    [True, False, False]
+    """
+    name = [t for t in tokens if t != bos]
+    return bool(name) and chr(ord("a") + name[-1]) in VOWELS
+
+
+def preference_pairs(ref, bos, n, rng, judge):
+    """n pairs (chosen, rejected) of two reference samples: judge(tokens) scores each
+    name, the higher score is chosen (shorter: -letters; vowel ending: 1 or 0).
+
+    A tie says nothing about the preference, so the pair is dropped and drawn again.
+    Returns the pairs and log ref of each side, computed once here: the reference is
+    frozen, so they never change.
+    """
+    pairs = []
+    while len(pairs) < n:
+        a, b = sample(ref, bos, rng), sample(ref, bos, rng)
+        if judge(a[0]) != judge(b[0]):
+            # sample() already summed log ref(y) while drawing y from the reference
+            pairs.append((a, b) if judge(a[0]) > judge(b[0]) else (b, a))
+    return [(w, l) for (w, _), (l, _) in pairs], [(lw, ll) for (_, lw), (_, ll) in pairs]
+
+
+def split_heldout(held_docs, favours):
+    """The held-out names the preference favours (favours(tokens) is True: at most
+    FAVOURED_LETTERS letters, or a vowel ending) and the rest, EVAL_NAMES of each."""
+    favoured = [d for d in held_docs if favours(d)]
+    rest = [d for d in held_docs if not favours(d)]
+    return favoured[:EVAL_NAMES], rest[:EVAL_NAMES]
+
+
+# === TRAINING ===
+# One loop for both methods, on the same pairs in the same order, from the same start:
+# DPO reads both names of a pair; Preferred-FT reads only the chosen one, with
+# pretraining's loss. Whatever separates them is the rejected name and the reference.
+
+
+def adam_update(flat, m, v, step, lr):
+    """One Adam step on every parameter, then zero its gradient (backward() adds up).
+
+    m, v: running means of gradients and squared gradients; dividing by
+    1 - b^(step+1) undoes their bias toward 0 in the first steps.
+    """
+    c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+    for i, p in enumerate(flat):
+        g = p.grad
+        m[i] = BETA1 * m[i] + (1 - BETA1) * g
+        v[i] = BETA2 * v[i] + (1 - BETA2) * g * g
+        # theta -= lr * m_hat / (sqrt(v_hat) + eps)
+        p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
+        p.grad = 0.0
+
+
+def frozen_copy(params):
+    """A copy of every weight as new Values: the reference model pi_ref.
+
+    The optimizer only ever sees the policy's parameters, and the reference is only
+    ever read for .data, so its weights never change: it stays the pretrained model.
+    """
+    return {k: [[Value(p.data) for p in row] for row in mat] for k, mat in params.items()}
+
+
+def batch_loss(policy, batch, ref_logps, beta):
+    """The mean loss over a batch of pairs: DPO's when beta is a number, Preferred-FT's
+    (microgpt's mean cross-entropy of the chosen name; the rejected one is unused)
+    when beta is None."""
+    if beta is None:
+        terms = [name_loss(w, policy)[0] for w, _ in batch]
+    else:
+        terms = [dpo_loss(sequence_logprob(w, policy), sequence_logprob(l, policy), rw, rl, beta) for (w, l), (rw, rl) in zip(batch, ref_logps)]
+    return sum(terms) * (1.0 / len(terms))
+
+
+def align(policy, ref, pairs, ref_logps, beta, lr, bos, seed):
+    """ALIGN_STEPS Adam steps of batch_loss; returns (losses, checkpoints, ms/step).
+
+    Every CHECKPOINT_EVERY steps the policy is measured (measure(), sampled with
+    `seed`): the points of its path on the reward-KL frontier. Training never reads a
+    random number, so measuring cannot change what the policy learns.
+    """
+    flat = flatten(policy)
+    m, v = [0.0] * len(flat), [0.0] * len(flat)
+    losses, path = [], []
+    start, train_time = time.perf_counter(), 0.0
+    with cycle_collector_paused():
+        for step in range(ALIGN_STEPS):
+            t = time.perf_counter()
+            lo = step * ALIGN_BATCH
+            loss = batch_loss(policy, pairs[lo : lo + ALIGN_BATCH], ref_logps[lo : lo + ALIGN_BATCH], beta)
+            loss.backward()
+            # linear decay: big steps first, fine adjustments last
+            adam_update(flat, m, v, step, lr * (1 - step / ALIGN_STEPS))
+            losses.append(loss.data)
+            train_time += time.perf_counter() - t
+            if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < ALIGN_STEPS:
+                path.append(measure(policy, ref, bos, seed, MONITOR_SAMPLES))
+            recent = losses[-10:]
+            progress(step + 1, ALIGN_STEPS, sum(recent) / len(recent), start, every=25)
+    return losses, path, 1000 * train_time / ALIGN_STEPS
+
+
+# === MEASUREMENT ===
+# An aligned model is described by how much of the preference it has (mean letters,
+# the reward), what it costs (KL from the reference, held-out loss on real names), and
+# whether its samples are still names.
+
+
+def kl_estimate(samples, ref):
+    """KL(pi || ref) ~ mean over samples y ~ pi of log pi(y) - log ref(y).
+
+    Each sample brings its own log pi(y) (summed while sampling); log ref(y) is one
+    forward pass of the frozen reference. An unbiased Monte Carlo estimate: one sample
+    can give a negative term, but the mean converges to KL >= 0.
+    """
+    with cycle_collector_paused():
+        return sum(logp - sequence_logprob(tokens, ref).data for tokens, logp in samples) / len(samples)
+
+
+def measure(policy, ref, bos, seed, n):
+    """n samples of the policy (sampler seeded with `seed`): a dict of their mean
+    letters, share ending in a vowel, pronounceable share, KL from the reference, and
+    the names themselves."""
+    rng = random.Random(seed)
+    samples = [sample(policy, bos, rng) for _ in range(n)]
+    names = ["".join(chr(ord("a") + t) for t in tokens if t != bos) for tokens, _ in samples]
+    return {
+        "letters": sum(map(len, names)) / n,
+        "vowel": sum(ends_in_vowel(t, bos) for t, _ in samples) / n,
+        "pronounceable": sum(map(is_pronounceable, names)) / n,
+        "kl": kl_estimate(samples, ref),
+        "names": names,
+    }
+
+
+def pair_logratios(policy, pairs, ref_logps):
+    """On pairs never trained on: the share the policy ranks right (chosen log-ratio
+    above rejected) and the mean log-ratio log pi(y) - log ref(y) of chosen and of
+    rejected names, which shows HOW a margin was won: by raising the chosen names or
+    by sinking the rejected ones."""
+    right, up_w, up_l = 0, 0.0, 0.0
+    with cycle_collector_paused():
+        for (w, l), (ref_w, ref_l) in zip(pairs, ref_logps):
+            dw, dl = sequence_logprob(w, policy).data - ref_w, sequence_logprob(l, policy).data - ref_l
+            right += dw > dl
+            up_w += dw
+            up_l += dl
+    return right / len(pairs), up_w / len(pairs), up_l / len(pairs)
+
+
+def evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path=()):
+    """Everything measured about one finished run, as a dict (printed by show_runs);
+    `path` holds its checkpoints, to which the final measurement is added."""
+    favoured, rest = heldout
+    run = dict(name=name, **measure(policy, ref, bos, seed, NUM_SAMPLES))
+    run.update(favoured=evaluate(policy, favoured), rest=evaluate(policy, rest))
+    # the reference's log-ratios are 0 (up to rounding): its pair columns stay empty
+    if policy is not ref:
+        run.update(zip(("pair_acc", "up_w", "up_l"), pair_logratios(policy, *held_pairs)))
+    run["path"] = list(path) + [run]
+    return run
+
+
+# === PICTURES ===
+
+
+def show_runs(runs, uniform):
+    """One row per run, then a warning for any held-out loss worse than uniform
+    guessing (ln 27 nats/char): a language model past it has stopped being one."""
+    print(f"\n{'':22} {'letters':>7} {'vowel end':>9} {'pronounceable':>13} {'KL':>6} {'held-out: favoured':>19} {'rest':>7}"
+          f" {'held-out pairs: right':>22} {'log-ratio w':>12} {'l':>7}")
+    for r in runs:
+        pairs = f"{r['pair_acc']:22.0%} {r['up_w']:+12.2f} {r['up_l']:+7.2f}" if "pair_acc" in r else f"{'-':>22} {'-':>12} {'-':>7}"
+        # the reference's own KL is 0 up to rounding: round(-1e-17, 3) + 0.0 prints 0.000, not -0.000
+        print(f"{r['name']:22} {r['letters']:7.2f} {r['vowel']:9.1%} {r['pronounceable']:13.1%} {round(r['kl'], 3) + 0.0:6.3f}"
+              f" {r['favoured']:19.4f} {r['rest']:7.4f} {pairs}")
+    for r in runs:
+        worse = [f"{group} names ({r[group]:.2f})" for group in ("favoured", "rest") if r[group] > uniform]
+        if worse:
+            print(f"{r['name']}: held-out loss WORSE than uniform guessing ({uniform:.3f}) on " + " and ".join(worse))
+
+
+def show_samples(runs):
+    """The same sampler seed for every model: column by column, what each run did to
+    the reference's names."""
+    print("\nsamples, the same sampler seed for every model ('' = an empty name):")
+    print("  " + "".join(f"{r['name'][:15]:16}" for r in runs))
+    for i in range(NUM_SHOWN):
+        print("  " + "".join(f"{r['names'][i] or chr(39) * 2:16}" for r in runs))
+
+
+def show_frontier(runs, marks, key, label, width=60, height=12):
+    """The reward-KL frontier: every checkpoint of every run as (KL, runs' `key`).
+
+    Left is closer to the reference. A method is better where its path lies on the
+    preferred side of the other's at the same KL, and a run far to the right has
+    traded the language model away for the preference.
+    """
+    points = [(p["kl"], p[key], mark) for r, mark in zip(runs, marks) for p in r["path"]]
+    kl_hi = max(max(x for x, _, _ in points), 0.1)
+    y_hi, y_lo = max(y for _, y, _ in points), min(y for _, y, _ in points)
+    grid = [[" "] * (width + 1) for _ in range(height)]
+    for x, y, mark in points:
+        col = round(max(x, 0.0) / kl_hi * width)
+        grid[round((y_hi - y) / ((y_hi - y_lo) or 1.0) * (height - 1))][col] = mark
+    print(f"\nreward-KL frontier: {label} against KL to the reference")
+    for r in range(height):
+        print(f"{y_hi - r * (y_hi - y_lo) / (height - 1):6.2f} |" + "".join(grid[r]).rstrip())
+    print(" " * 7 + "+" + "-" * (width + 1))
+    print(" " * 8 + f"KL 0{'':{width - 12}}{kl_hi:8.2f} nats")
+    print("        " + "   ".join(f"{mark} {r['name']}" for r, mark in zip(runs, marks)))
+
+
+def run_methods(settings, params, ref, pairs, ref_logps, bos, seed, heldout, held_pairs, curve=False):
+    """Each (name, beta, lr) of `settings` from the same start on the same pairs: the
+    evaluated runs (and, if `curve`, the DPO_BETA run's loss curve)."""
+    runs = []
+    for name, beta, lr in settings:
+        print(f"\n{name}: {ALIGN_STEPS} steps of {ALIGN_BATCH} pairs, lr {lr} decayed linearly")
+        policy = frozen_copy(params)
+        losses, path, ms = align(policy, ref, pairs, ref_logps, beta, lr, bos, seed)
+        runs.append(evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path))
+        runs[-1]["ms"] = ms
+        if curve and beta == DPO_BETA:
+            print(f"DPO loss, mean of each 1/{min(60, ALIGN_STEPS)} of the steps (step 0: ln 2 exactly):")
+            print("\n".join(loss_curve(losses, [("ln 2", math.log(2))])))
+    return runs
+
+
+def main():
+    t0 = time.perf_counter()
+    # --- data and the reference model: microgpt's split, model and training loop ---
+    train_names, held_names, chars, train_docs, held_docs = prepare_data()
+    vocab_size, bos = len(chars) + 1, len(chars)
+    params = init_params(vocab_size)
+    print(f"{len(train_names):,} training names; pretraining {len(flatten(params)):,} parameters, {PRETRAIN_STEPS:,} steps")
+    _, pre_ms = train(params, train_docs, PRETRAIN_STEPS)
+    ref = frozen_copy(params)
+    heldout = split_heldout(held_docs, lambda tokens: letters(tokens, bos) <= FAVOURED_LETTERS)
+
+    # --- preference data: pairs of the reference's own samples, the shorter chosen ---
+    seed = random.randrange(2**32)  # the sampler seed every measurement shares
+    pair_rng = random.Random(random.randrange(2**32))
+    shorter = lambda tokens: -letters(tokens, bos)  # noqa: E731 (the judge: fewer letters win)
+    pairs, ref_logps = preference_pairs(ref, bos, ALIGN_STEPS * ALIGN_BATCH, pair_rng, shorter)
+    held_pairs = preference_pairs(ref, bos, HELDOUT_PAIRS, pair_rng, shorter)
+    chosen = sum(letters(w, bos) for w, _ in pairs) / len(pairs)
+    print(f"{len(pairs)} pairs of reference samples: chosen {chosen:.2f} letters on average,"
+          f" rejected {sum(letters(l, bos) for _, l in pairs) / len(pairs):.2f}")
+    reference = evaluate_run("reference", ref, ref, bos, seed, heldout, held_pairs)
+
+    # --- four runs from the same start on the same pairs ---
+    settings = [(f"Preferred-FT lr {lr}", None, lr) for lr in PFT_LRS]
+    settings += [(f"DPO beta {DPO_BETA}", DPO_BETA, DPO_LR), (f"DPO beta {SMALL_BETA}", SMALL_BETA, DPO_LR)]
+    runs = [reference] + run_methods(settings, params, ref, pairs, ref_logps, bos, seed, heldout, held_pairs, curve=True)
+    show_runs(runs, math.log(vocab_size))
+    show_samples(runs)
+    show_frontier(runs, "RpPDd", "letters", "mean letters per name (fewer = more preferred)", height=14)
+
+    # --- the yes/no preference: a vowel ending, where imitation is already optimal ---
+    print("\n=== the same two methods on a yes/no preference: names ending in a vowel ===")
+    ends = lambda tokens: ends_in_vowel(tokens, bos)  # noqa: E731
+    vowel_pairs = preference_pairs(ref, bos, ALIGN_STEPS * ALIGN_BATCH, pair_rng, ends)
+    vowel_held = preference_pairs(ref, bos, HELDOUT_PAIRS, pair_rng, ends)
+    settings = [(f"Preferred-FT lr {DPO_LR}", None, DPO_LR), (f"DPO beta {DPO_BETA}", DPO_BETA, DPO_LR)]
+    heldout = split_heldout(held_docs, ends)
+    vowel_runs = [evaluate_run("reference", ref, ref, bos, seed, heldout, vowel_held)]
+    vowel_runs += run_methods(settings, params, ref, *vowel_pairs, bos, seed, heldout, vowel_held)
+    show_runs(vowel_runs, math.log(vocab_size))
+    show_frontier(vowel_runs, "RpD", "vowel", "share of names ending in a vowel (microppo.py draws the same)")
+
+    pft_best = min(p["letters"] for r in runs[1:3] for p in r["path"])
+    dpo, small = runs[3], runs[4]
+    metrics = {
+        "ref_mean_letters": reference["letters"], "chosen_mean_letters": chosen,
+        "dpo_mean_letters": dpo["letters"], "pft_best_mean_letters": pft_best,
+        "dpo_pronounceable": dpo["pronounceable"], "small_beta_pronounceable": small["pronounceable"],
+        "ref_pronounceable": reference["pronounceable"], "dpo_kl": dpo["kl"], "small_beta_kl": small["kl"],
+        "dpo_favoured_heldout_rise": dpo["favoured"] - reference["favoured"],
+        "small_beta_favoured_heldout_rise": small["favoured"] - reference["favoured"],
+        "dpo_rest_heldout_rise": dpo["rest"] - reference["rest"],
+        "ref_vowel_rate": reference["vowel"], "vowel_dpo_rate": vowel_runs[2]["vowel"], "vowel_dpo_kl": vowel_runs[2]["kl"],
+        "vowel_pft_rate": vowel_runs[1]["vowel"], "vowel_pft_kl": vowel_runs[1]["kl"],
+        "pretrain_ms_per_step": pre_ms, "dpo_ms_per_step": dpo["ms"], "seconds": time.perf_counter() - t0,
+    }
+    print(f"\npretraining {pre_ms:.1f} ms/step; DPO {dpo['ms']:.0f} ms/step; whole run {metrics['seconds']:.1f}s")
+    report_targets(metrics, TARGETS)
+    return metrics
+
+
+# === APPENDIX: SHARED MACHINERY ===
+# Copied verbatim from foundational/microgpt.py, where each piece is explained; identical
+# in every script (tests/test_contract.py holds that). A first reading can stop at main().
+
+DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+
+
+DATA_FILE = "names.txt"
+
+
+DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 
 
 def prepare_data():
@@ -196,7 +554,8 @@ def prepare_data():
     # Subtle: names.txt repeats 2,539 of its names. Without removing duplicates first,
     # ~10% of "held-out" names would also be training names and flatter the loss.
     # dict.fromkeys keeps the first occurrence and the file's order (a set would not).
-    names = list(dict.fromkeys(load_names()))
+    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
+        names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
     n_held = int(len(names) * HELDOUT_FRAC)
     train_names, held_names = names[:-n_held], names[-n_held:]
@@ -212,39 +571,9 @@ def prepare_data():
     return train_names, held_names, chars, [encode(n) for n in train_names], [encode(n) for n in held_names]
 
 
-def ends_in_vowel(name):
-    """The preference, as a program: does the name end in a, e, i, o, u or y?
-
-    >>> [ends_in_vowel(n) for n in ["emma", "liam", "emmy", ""]]
-    [True, False, True, False]
-    """
-    return bool(name) and name[-1] in VOWELS
-
-
-def make_pairs(names, docs, n, rng):
-    """n preference pairs (chosen, rejected) of token lists: a random vowel-ending name
-    against a random consonant-ending one.
-
-    Real preference data is (prompt, chosen, rejected); here the prompt is the empty
-    name (just BOS), and the chosen/rejected answers are whole names. The two names of a
-    pair are unrelated, so the only thing that separates chosen from rejected across
-    many pairs is the last letter: that is what DPO has to find.
-    """
-    chosen = [d for name, d in zip(names, docs) if ends_in_vowel(name)]
-    rejected = [d for name, d in zip(names, docs) if not ends_in_vowel(name)]
-    return [(rng.choice(chosen), rng.choice(rejected)) for _ in range(n)]
-
-
-# === AUTOGRAD ===
-# microgpt's Value class: one scalar in the computation graph, its gradient, the Values
-# it was computed from and the local derivative with respect to each. backward() applies
-# the chain rule child.grad += local_grad * node.grad in reverse topological order.
-# Fused operations (one node per output, hand-derived local gradients) keep it fast.
-
-
 class Value:
     # __slots__: no per-object __dict__, so each Value is smaller and its attributes
-    # are faster to reach. A step creates ~3,000 Values (fused) and walks their edges.
+    # are faster to reach; a training step creates thousands of Values.
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
@@ -350,16 +679,6 @@ class Value:
                     child.grad += local * g
 
 
-# --- AUTOGRAD DIFFERENCES IN THIS SCRIPT ---
-# This Value class follows the canonical interface (see docs/autograd-interface.md)
-# unchanged, with microgpt's four fused operations (linear, softmax, cross_entropy,
-# rmsnorm), copied verbatim. Addition for DPO, outside the class:
-# - log_sigmoid(x): a new fused node, log(1 / (1 + e^-x)) computed stably at any x
-#   (the DPO loss is -log_sigmoid(margin)); its derivation is in its docstring, and
-#   tests/test_microdpo.py checks it against central finite differences and against
-#   the same math built from the primitives.
-
-
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 
@@ -442,36 +761,6 @@ def rmsnorm(x, eps=1e-5):
     return out
 
 
-def log_sigmoid(x):
-    """log sigmoid(x) = -log(1 + e^-x), as one node that is finite at any x.
-
-    Stable form: log sigmoid(x) = min(x, 0) - log(1 + e^-|x|). Both branches agree:
-    for x >= 0 it is -log(1 + e^-x) as written; for x < 0, multiply inside the log by
-    e^x / e^x: -log(1 + e^-x) = x - log(e^x + 1) = x - log(1 + e^-|x|). e^-|x| <= 1,
-    so nothing overflows. Built from primitives, 1 + e^1000 would overflow, and
-    log(sigmoid(-1000)) would hit the 1e-10 clip and lose its gradient.
-
-    Derivative: d/dx [-log(1 + e^-x)] = e^-x / (1 + e^-x) = 1 - sigmoid(x) = sigmoid(-x),
-    again computed in the form whose exponent is never positive.
-
-    >>> [round(log_sigmoid(Value(x)).data, 6) for x in (0.0, 1000.0, -1000.0)]
-    [-0.693147, 0.0, -1000.0]
-    """
-    a = x.data
-    e = math.exp(-abs(a))
-    # math.log1p(t) = log(1 + t), accurate even when t is tiny (here t <= 1)
-    out = min(a, 0.0) - math.log1p(e)
-    # sigmoid(-a): e^-a / (1 + e^-a) for a >= 0, 1 / (1 + e^a) for a < 0
-    slope = e / (1.0 + e) if a >= 0 else 1.0 / (1.0 + e)
-    return Value(out, (x,), (slope,))
-
-
-# === MODEL ===
-# microgpt's GPT, unchanged: token + position embeddings, RMSNorm, one block of causal
-# self-attention and a ReLU MLP with residual connections, and lm_head. What is new for
-# DPO is only sequence_logprob() (the whole name's log-probability) and the frozen copy.
-
-
 def init_params(vocab_size):
     """All weight matrices, as nested lists of Values: [rows = outputs][cols = inputs]."""
 
@@ -479,26 +768,17 @@ def init_params(vocab_size):
         return [[Value(random.gauss(0.0, INIT_STD)) for _ in range(n_in)] for _ in range(n_out)]
 
     params = {
-        # token embedding: row t is the vector of token t
-        "wte": matrix(vocab_size, N_EMBD),
-        # position embedding: row p is added at position p
-        "wpe": matrix(BLOCK_SIZE, N_EMBD),
-        # final vector -> one logit per token
-        "lm_head": matrix(vocab_size, N_EMBD),
+        "wte": matrix(vocab_size, N_EMBD),  # token embedding: row t is token t's vector
+        "wpe": matrix(BLOCK_SIZE, N_EMBD),  # position embedding: row p is added at position p
+        "lm_head": matrix(vocab_size, N_EMBD),  # final vector -> one logit per token
     }
     for layer in range(N_LAYER):
-        # queries: what am I looking for?
-        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)
-        # keys: what do I contain?
-        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)
-        # values: what do I pass on?
-        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)
-        # mixes the heads' outputs
-        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)
-        # expand 4x, as in GPT-2
-        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)
-        # project back
-        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)
+        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)  # queries: what am I looking for?
+        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)  # keys: what do I contain?
+        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)  # values: what do I pass on?
+        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)  # mixes the heads' outputs
+        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)  # expand 4x, as in GPT-2
+        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)  # project back
     return params
 
 
@@ -567,73 +847,15 @@ def name_loss(name_tokens, params):
     return sum(losses) * (1.0 / n), n
 
 
-def sequence_logprob(tokens, params):
-    """log pi(y) = sum over positions t of log p(y_t | y_<t), as one Value.
+def train(params, docs, num_steps, report=True):
+    """Adam on one name per step; returns the per-step training losses and ms/step.
 
-    Each term is -cross_entropy(logits, next token). The sum runs through the closing
-    BOS too: the probability of stopping after a letter is exactly what decides which
-    letter a name ends on. Subtle: name_loss() returns the MEAN per token (right for
-    pretraining, where long and short names should count alike); a preference is about
-    whole sequences, so DPO needs the SUM, the log-probability of the entire name.
-    """
-    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-    n = min(BLOCK_SIZE, len(tokens) - 1)
-    total = -cross_entropy(gpt(tokens[0], 0, keys, values, params), tokens[1])
-    for pos in range(1, n):
-        total = total - cross_entropy(gpt(tokens[pos], pos, keys, values, params), tokens[pos + 1])
-    return total
-
-
-def frozen_copy(params):
-    """A copy of every weight as new Values: the reference model pi_ref.
-
-    The optimizer only ever sees the policy's parameters, and the reference is only
-    ever read for .data, so its weights never change: it stays the pretrained model.
-    """
-    return {k: [[Value(p.data) for p in row] for row in mat] for k, mat in params.items()}
-
-
-# === TRAINING ===
-# Two phases. Pretraining: microgpt's loop (mean cross-entropy of one name, Adam).
-# Then DPO, whose loss comes from the KL-regularised RL objective:
-#
-#   max_pi  E_y~pi [ r(y) ]  -  beta * KL(pi || pi_ref)
-#
-# has the closed-form optimum  pi*(y) = pi_ref(y) * exp(r(y) / beta) / Z,  so any
-# reward can be written through the policy that is optimal for it:
-#
-#   r(y) = beta * log(pi*(y) / pi_ref(y)) + beta * log Z.
-#
-# Preferences are modelled as Bradley-Terry: P(y_w beats y_l) = sigmoid(r(y_w) - r(y_l)).
-# In that DIFFERENCE the intractable log Z cancels, so the reward model's maximum
-# likelihood loss becomes a loss on the policy itself:
-#
-#   L = -log sigmoid( beta * [ (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)) ] )
-#
-# No reward model is trained and nothing is sampled: it is logistic regression in
-# which the logit is the difference of two log-ratios.
-
-
-def adam_update(flat, m, v, step, lr):
-    """One Adam step on every parameter, then zero its gradient (backward() adds up).
-
-    m, v: running means of gradients and squared gradients; dividing by
-    1 - b^(step+1) undoes their bias toward 0 in the first steps.
-    """
-    c1, c2 = 1 - ADAM_B1 ** (step + 1), 1 - ADAM_B2 ** (step + 1)
-    for i, p in enumerate(flat):
-        g = p.grad
-        m[i] = ADAM_B1 * m[i] + (1 - ADAM_B1) * g
-        v[i] = ADAM_B2 * v[i] + (1 - ADAM_B2) * g * g
-        # theta -= lr * m_hat / (sqrt(v_hat) + eps)
-        p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
-        p.grad = 0.0
-
-
-def pretrain(params, docs, num_steps):
-    """microgpt's training loop: one name per step, mean cross-entropy, Adam."""
+    Adam keeps, per parameter, running means of gradients (m, momentum) and of squared
+    gradients (v, per-parameter scale). Both start at 0, so early averages are biased
+    toward 0; dividing by (1 - beta^t) corrects that ("bias correction")."""
     flat = flatten(params)
-    m, v = [0.0] * len(flat), [0.0] * len(flat)
+    m = [0.0] * len(flat)
+    v = [0.0] * len(flat)
     losses = []
     start = time.perf_counter()
     with cycle_collector_paused():
@@ -641,69 +863,25 @@ def pretrain(params, docs, num_steps):
             loss, _ = name_loss(docs[step % len(docs)], params)
             loss.backward()
             # linear decay: big steps first, fine-tuning last
-            adam_update(flat, m, v, step, PRETRAIN_LR * (1 - step / num_steps))
+            lr = LEARNING_RATE * (1 - step / num_steps)
+            c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+            # The moment updates are list comprehensions over all parameters at once: the
+            # same arithmetic as a loop over i, without indexing three lists per parameter.
+            grads = [p.grad for p in flat]
+            m = [BETA1 * m_i + (1 - BETA1) * g for m_i, g in zip(m, grads)]
+            v = [BETA2 * v_i + (1 - BETA2) * g * g for v_i, g in zip(v, grads)]
+            for p, m_i, v_i in zip(flat, m, v):
+                # theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m/c1, v_hat = v/c2
+                p.data -= lr * (m_i / c1) / ((v_i / c2) ** 0.5 + ADAM_EPS)
+                # zero for the next step: backward() accumulates with +=
+                p.grad = 0.0
             losses.append(loss.data)
-            recent = losses[-50:]
-            progress(step + 1, num_steps, sum(recent) / len(recent), start, every=200)
-    return losses, 1000 * (time.perf_counter() - start) / num_steps
-
-
-def dpo_loss(pi_w, pi_l, ref_w, ref_l, beta):
-    """-log sigmoid(beta * ((log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)))).
-
-    pi_w, pi_l: the policy's sequence log-probs (Values: the gradient flows into them);
-    ref_w, ref_l: the reference's (plain floats: the reference is frozen). The gradient
-    with respect to log pi(y_w) is -beta * sigmoid(-margin), and the opposite for
-    log pi(y_l): large while the policy ranks the pair wrongly, vanishing once the
-    margin is a few units. That is beta's role: the margin is beta times the change in
-    log-ratios, so a small beta lets the log-ratios move many nats before it saturates.
-
-    >>> round(dpo_loss(Value(-9.0), Value(-7.0), -9.0, -7.0, 0.1).data, 6)  # pi = ref
-    0.693147
-    """
-    # beta * (log-ratio of the chosen name - log-ratio of the rejected one): the
-    # implicit reward margin, r(y_w) - r(y_l) up to the cancelled log Z
-    margin = ((pi_w - ref_w) - (pi_l - ref_l)) * beta
-    return -log_sigmoid(margin)
-
-
-def dpo_train(policy, ref, pairs, ref_logps, beta, lr, bos, rng):
-    """DPO on `pairs` in batches of DPO_BATCH; returns (losses, monitor log, ms/step).
-
-    ref_logps[i] = (log ref(y_w), log ref(y_l)) of pairs[i], computed once before
-    training: the reference never changes, so neither do they. At each step of
-    MONITOR_STEPS the policy is sampled to log its KL from the reference and its
-    vowel rate (rng is used only for that, so it cannot change the training data).
-    """
-    flat = flatten(policy)
-    m, v = [0.0] * len(flat), [0.0] * len(flat)
-    losses, log = [], []
-    start = time.perf_counter()
-    train_time = 0.0
-    with cycle_collector_paused():
-        for step in range(DPO_STEPS):
-            t = time.perf_counter()
-            lo = step * DPO_BATCH
-            terms = []
-            for (w, l), (ref_w, ref_l) in zip(pairs[lo : lo + DPO_BATCH], ref_logps[lo : lo + DPO_BATCH]):
-                terms.append(dpo_loss(sequence_logprob(w, policy), sequence_logprob(l, policy), ref_w, ref_l, beta))
-            # the mean over the batch: one backward() through all 2 x DPO_BATCH names
-            loss = sum(terms) * (1.0 / len(terms))
-            loss.backward()
-            adam_update(flat, m, v, step, lr * (1 - step / DPO_STEPS))
-            losses.append(loss.data)
-            train_time += time.perf_counter() - t
-            if step + 1 in MONITOR_STEPS:
-                samples = [sample(policy, bos, rng) for _ in range(MONITOR_SAMPLES)]
-                log.append((step + 1, sum(losses[-10:]) / len(losses[-10:]), kl_estimate(samples, ref), vowel_rate(samples, bos)))
-            recent = losses[-10:]
-            progress(step + 1, DPO_STEPS, sum(recent) / len(recent), start, every=25)
-    return losses, log, 1000 * train_time / DPO_STEPS
-
-
-# === INFERENCE ===
-# Measuring a model: its held-out loss on real names (what alignment costs the language
-# model), its samples, and the held-out DPO loss on pairs of names it never saw.
+            if report:
+                # one name is a noisy estimate; show the recent mean
+                recent = losses[-50:]
+                progress(step + 1, num_steps, sum(recent) / len(recent), start, every=200)
+    ms_per_step = 1000 * (time.perf_counter() - start) / num_steps
+    return losses, ms_per_step
 
 
 def evaluate(params, docs):
@@ -721,93 +899,61 @@ def evaluate(params, docs):
     return total / count
 
 
-def sample(params, bos, rng):
-    """One name sampled at temperature 1, as (tokens, log-probability under the model).
+DOWNLOAD_TIMEOUT_S = 30
 
-    Temperature 1 samples the model's own distribution, which is what the KL estimate
-    needs: KL(pi || ref) = E_{y ~ pi}[log pi(y) - log ref(y)]. The log-probability of
-    the sample is summed as it is drawn, so it costs no second forward pass.
+
+def data_dir():
+    """The cache folder: $NO_MAGIC_DATA_DIR if set, else ~/.cache/no-magic."""
+    return os.environ.get("NO_MAGIC_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "no-magic")
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def fetch(url, filename, sha256):
+    """Return the path of a verified local copy of `url`, downloading it on first use.
+
+    A cached file is used only if its sha256 matches; a bad one is downloaded afresh.
+    The download goes to a temporary file in the same folder and is renamed into place
+    only after its checksum passes, so an interrupted run never leaves a corrupt cache.
+    Offline, it exits with a message naming the URL and where to put the file by hand.
+    Subtle: sha256=None is for files whose bytes are not pinned upstream; then nothing
+    is verified here, and the caller must check the content's shape itself.
     """
-    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-    tokens, logp = [bos], 0.0
-    for pos in range(BLOCK_SIZE):
-        zs = [z.data for z in gpt(tokens[-1], pos, keys, values, params)]
-        # a softmax on plain floats: nothing here needs a gradient
-        mx = max(zs)
-        exps = [math.exp(z - mx) for z in zs]
-        token = rng.choices(range(len(exps)), weights=exps)[0]
-        logp += math.log(max(exps[token] / sum(exps), LOG_CLIP))
-        tokens.append(token)
-        if token == bos:
-            break
-    return tokens, logp
-
-
-def heldout_pair_metrics(policy, pairs, ref_logps, beta):
-    """On pairs the policy never trained on: the mean DPO loss, the accuracy (the
-    implicit reward ranks the chosen name first), and the mean log-ratio
-    log pi(y) - log ref(y) of the chosen and of the rejected names, which shows HOW
-    the margin was won: by raising the chosen names or by sinking the rejected ones."""
-    total, right, up_w, up_l = 0.0, 0, 0.0, 0.0
-    with cycle_collector_paused():
-        for (w, l), (ref_w, ref_l) in zip(pairs, ref_logps):
-            pi_w, pi_l = sequence_logprob(w, policy), sequence_logprob(l, policy)
-            loss = dpo_loss(pi_w, pi_l, ref_w, ref_l, beta)
-            total += loss.data
-            # -log sigmoid(margin) < ln 2 exactly when margin > 0
-            right += loss.data < math.log(2)
-            up_w += pi_w.data - ref_w
-            up_l += pi_l.data - ref_l
-    n = len(pairs)
-    return total / n, right / n, up_w / n, up_l / n
-
-
-# === ANALYSIS ===
-# The two numbers that describe an aligned model: how often it now does what is
-# preferred, and how far it moved from the model it started as.
-
-
-def decode(tokens, itos):
-    """Token list -> the name's letters (BOS dropped).
-
-    >>> decode([2, 0, 1, 2], {0: "a", 1: "b"})
-    'ab'
-    """
-    return "".join(itos[t] for t in tokens if t in itos)
-
-
-def vowel_rate(samples, bos):
-    """Share of sampled names whose last letter is a vowel (an empty name counts as not).
-
-    Works on tokens: the token before the closing BOS (or the last one, if the name ran
-    to BLOCK_SIZE). Letters are token ids 0..25 in alphabetical order.
-
-    >>> vowel_rate([([26, 0, 26], 0.0), ([26, 1, 26], 0.0), ([26, 26], 0.0)], 26)  # a, b, ''
-    0.3333333333333333
-    """
-    vowel_ids = {ord(c) - ord("a") for c in VOWELS}
-    hits = 0
-    for tokens, _ in samples:
-        letters = [t for t in tokens if t != bos]
-        hits += bool(letters) and letters[-1] in vowel_ids
-    return hits / len(samples)
-
-
-def kl_estimate(samples, ref):
-    """KL(pi || ref) ~ mean over samples y ~ pi of log pi(y) - log ref(y).
-
-    Each sample brings its own log pi(y) (summed while sampling); log ref(y) is one
-    forward pass of the frozen reference. An unbiased Monte Carlo estimate: one sample
-    can give a negative term, but the mean converges to KL >= 0.
-    """
-    with cycle_collector_paused():
-        return sum(logp - sequence_logprob(tokens, ref).data for tokens, logp in samples) / len(samples)
-
-
-# === HELPERS ===
-# The same small tools in every script of the collection (tests/test_contract.py keeps
-# the copies identical): live progress, the garbage-collector switch, the loss curve,
-# and the PASS/MISS check of the TARGETS table.
+    folder = data_dir()
+    path = os.path.join(folder, filename)
+    problem = ""
+    if os.path.exists(path):
+        if sha256 is None or sha256_of(path) == sha256:
+            return path
+        problem = f"the cached copy at {path} fails its sha256 check, and "
+    print(f"downloading {url} -> {path}")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as e:
+        # No network, DNS failure, timeout, refused connection: all end here, and the
+        # reader gets instructions instead of a traceback.
+        sys.exit(
+            f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
+            f"Download that file by hand and save it as:\n  {path}\n"
+            f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
+        )
+    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
+        sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        # Renaming is atomic on one filesystem: a reader sees the old file or the new
+        # one, never half of it, even if this process is killed mid-write.
+        os.replace(tmp, path)
+    except OSError as e:
+        sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
+    return path
 
 
 def progress(step, total, loss, start, every):
@@ -848,11 +994,13 @@ def loss_curve(losses, marks=(), width=60, height=10):
 
     Each of `width` columns is the mean loss over one equal slice of the steps (that
     averaging is the smoothing); each (label, value) in `marks`, such as the held-out
-    loss or a baseline, is a dashed row labelled on the right.
+    loss or a baseline, is a dashed row labelled on the right. The axis fits the curve:
+    a mark within half the curve's range of it widens the axis, a mark farther off is
+    named on the top (^) or bottom (v) row instead of squashing the curve into one row.
 
-    >>> for line in loss_curve([3.0, 2.0, 1.0, 1.0], [("baseline", 2.0)], width=4, height=3):
+    >>> for line in loss_curve([3.0, 2.0, 1.0, 1.0], [("baseline", 2.0), ("untrained", 9.0)], width=4, height=3):
     ...     print(line)
-      3.000 |*
+      3.000 |*    ^ untrained 9.000
       2.000 |-*-- baseline 2.000
       1.000 |  **
             +----
@@ -862,8 +1010,9 @@ def loss_curve(losses, marks=(), width=60, height=10):
     width = min(width, n)
     columns = [losses[i * n // width : (i + 1) * n // width] for i in range(width)]
     ys = [sum(c) / len(c) for c in columns]
-    values = ys + [v for _, v in marks]
-    hi, lo = max(values), min(values)
+    reach = (max(ys) - min(ys)) / 2
+    near = [v for _, v in marks if min(ys) - reach <= v <= max(ys) + reach]
+    hi, lo = max(ys + near), min(ys + near)
     span = (hi - lo) or 1.0
 
     def row_of(v):
@@ -872,8 +1021,13 @@ def loss_curve(losses, marks=(), width=60, height=10):
     grid = [[" "] * width for _ in range(height)]
     labels = [""] * height
     for label, v in marks:
-        grid[row_of(v)] = ["-"] * width
-        labels[row_of(v)] += f" {label} {v:.3f}"
+        if v > hi:
+            labels[0] += f" ^ {label} {v:.3f}"
+        elif v < lo:
+            labels[-1] += f" v {label} {v:.3f}"
+        else:
+            grid[row_of(v)] = ["-"] * width
+            labels[row_of(v)] += f" {label} {v:.3f}"
     for x, y in enumerate(ys):
         grid[row_of(y)][x] = "*"
     lines = [(f"{hi - r * span / (height - 1):7.3f} |" + "".join(grid[r]) + labels[r]).rstrip() for r in range(height)]
@@ -884,10 +1038,11 @@ TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": opera
 
 
 def check_target(metrics, metric, op, bound):
-    """Evaluate one (metric, op, bound) target against main()'s metrics: (passed, limit).
+    """Does metrics[metric] meet `op bound`? Returns (passed, limit).
 
     A bound that is a string names another metric of the same run; a missing metric
-    fails. The harness calls this same function on the same TARGETS table.
+    fails. The harness calls this same function on the same TARGETS table, for the
+    method's metric and for its baseline's.
 
     >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
     (True, 2.45)
@@ -902,155 +1057,64 @@ def check_target(metrics, metric, op, bound):
 
 
 def report_targets(metrics, targets):
-    """Print one PASS/MISS line per target, under a heading; return how many missed."""
+    """Print one line per (metric, op, bound, baseline) target; return how many failed.
+
+    A target passes when the method meets the bound AND the baseline, the simplest
+    method that could plausibly meet it, measured in the same run, misses it: a bound
+    that a trivial method also meets tests nothing.
+
+    >>> report_targets({"loss": 2.3, "bigram": 2.45}, [("loss", "<=", 2.4, "bigram")])
+    <BLANKLINE>
+    === TARGETS: each against a baseline that must miss it ===
+    PASS  loss = 2.3 (target <= 2.4) | baseline bigram = 2.45 misses
+    0
+    """
 
     def show(x):
         return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
 
-    print("\n=== TARGETS ===")
-    missed = 0
-    for metric, op, bound in targets:
+    print("\n=== TARGETS: each against a baseline that must miss it ===")
+    failed = 0
+    for metric, op, bound, baseline in targets:
         ok, limit = check_target(metrics, metric, op, bound)
-        missed += not ok
+        baseline_ok, _ = check_target(metrics, baseline, op, bound)
+        failed += not ok or baseline_ok
         against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
-        print(f"{'PASS' if ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})")
-    return missed
+        print(
+            f"{'PASS' if ok and not baseline_ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})"
+            f" | baseline {baseline} = {show(metrics.get(baseline))} {'meets it too' if baseline_ok else 'misses'}"
+        )
+    return failed
 
 
-def main():
-    # --- data: the split microgpt uses; preference pairs from each side of it ---
-    t0 = time.perf_counter()
-    train_names, held_names, chars, train_docs, held_docs = prepare_data()
-    eval_docs = held_docs[:EVAL_NAMES]
-    vocab_size, bos = len(chars) + 1, len(chars)
-    itos = dict(enumerate(chars))
-    data_rate = sum(map(ends_in_vowel, train_names + held_names)) / len(train_names + held_names)
-    print(f"{len(train_names) + len(held_names):,} distinct names: {len(train_names):,} to train on, {len(held_names):,} held out")
-    print(f"{data_rate:.1%} of them end in a vowel (a e i o u y): the preference DPO will teach")
-    # Pairs come from their own RNG: the same pairs, in the same order, for every run.
-    pair_rng = random.Random(7)
-    pairs = make_pairs(train_names, train_docs, DPO_STEPS * DPO_BATCH, pair_rng)
-    held_pairs = make_pairs(held_names, held_docs, HELDOUT_PAIRS, pair_rng)
+VOWELS = set("aeiouy")
 
-    # --- phase 1: pretrain the language model ---
-    params = init_params(vocab_size)
-    print(f"\nphase 1: pretraining {len(flatten(params)):,} parameters, {PRETRAIN_STEPS:,} steps of one name")
-    pre_losses, pre_ms = pretrain(params, train_docs, PRETRAIN_STEPS)
-    ref = frozen_copy(params)
-    ref_heldout = evaluate(ref, eval_docs)
-    print(f"held-out loss {ref_heldout:.4f} nats/char over {len(eval_docs)} unseen names")
-    print("pretraining loss, mean of each 1/60 of the steps:")
-    for line in loss_curve(pre_losses, [("held-out", ref_heldout), ("uniform", math.log(vocab_size))]):
-        print(line)
 
-    # --- the "before" numbers: the reference model, with the sampler used throughout ---
-    # Every model is sampled with the same seed, so differences are the model's, not luck's.
-    rng = random.Random(1)
-    ref_samples = [sample(ref, bos, rng) for _ in range(NUM_SAMPLES)]
-    ref_rate = vowel_rate(ref_samples, bos)
-    ref_self_kl = kl_estimate(ref_samples, ref)
-    print(f"reference: {ref_rate:.1%} of {NUM_SAMPLES} samples end in a vowel; KL(ref || ref) = {ref_self_kl:.1e}")
-    # log ref(y) of every pair once: the reference is frozen, so these never change
-    with cycle_collector_paused():
-        ref_logps = [(sequence_logprob(w, ref).data, sequence_logprob(l, ref).data) for w, l in pairs]
-        held_ref_logps = [(sequence_logprob(w, ref).data, sequence_logprob(l, ref).data) for w, l in held_pairs]
+def is_pronounceable(name):
+    """A documented, deliberately simple test of "could this be read aloud as a name".
 
-    # --- phase 2: DPO from the same start, once per beta, plus the collapse run ---
-    # Why the third run, with a learning rate 10x larger, breaks the model: the DPO
-    # loss sees only the DIFFERENCE of two log-ratios. Sinking log pi(y_l) satisfies it
-    # as well as raising log pi(y_w), and nothing in it asks that the chosen names stay
-    # likely. Big steps find the cheap way: put the probability on a few short
-    # vowel-ending strings, which makes every real name (chosen ones too) unlikely.
-    # Once each margin is large the loss and its gradient are ~0, so nothing pulls the
-    # model back: the "KL anchor" is only as strong as the margins are small. The
-    # summary shows it in numbers: pairs ranked right, held-out loss past uniform.
-    runs = {}
-    for name, beta, lr in [("small", DPO_BETAS[0], DPO_LR), ("large", DPO_BETAS[1], DPO_LR), ("collapse", DPO_BETAS[0], COLLAPSE_LR)]:
-        print(f"\nphase 2 ({name}): DPO with beta {beta}, lr {lr}, {DPO_STEPS} steps of {DPO_BATCH} pairs")
-        policy = frozen_copy(params)
-        losses, log, ms = dpo_train(policy, ref, pairs, ref_logps, beta, lr, bos, random.Random(3))
-        rng = random.Random(1)
-        samples = [sample(policy, bos, rng) for _ in range(NUM_SAMPLES)]
-        held_loss, held_acc, up_w, up_l = heldout_pair_metrics(policy, held_pairs, held_ref_logps, beta)
-        run = {
-            "beta": beta,
-            "step0_loss": losses[0],
-            "losses": losses,
-            "log": log,
-            "ms": ms,
-            "rate": vowel_rate(samples, bos),
-            "kl": kl_estimate(samples, ref),
-            "kl_early": log[0][2],
-            "heldout": evaluate(policy, eval_docs),
-            "pair_loss": held_loss,
-            "pair_acc": held_acc,
-            "up_w": up_w,
-            "up_l": up_l,
-            "names": [decode(t, itos) for t, _ in samples[:10]],
-        }
-        runs[name] = run
-        print(f"{'step':>6} {'DPO loss':>9} {'KL':>7} {'vowel rate':>11}   ({MONITOR_SAMPLES} samples a row, {NUM_SAMPLES} the last)")
-        for step, loss, kl, rate in log + [(DPO_STEPS, sum(losses[-10:]) / len(losses[-10:]), run["kl"], run["rate"])]:
-            print(f"{step:6d} {loss:9.4f} {kl:7.3f} {rate:11.1%}")
-        print(f"DPO loss, mean of each 1/{min(60, DPO_STEPS)} of the steps (held-out pairs marked):")
-        for line in loss_curve(losses, [("held-out pairs", held_loss), ("ln 2", math.log(2))]):
-            print(line)
-        print(f"after: vowel rate {run['rate']:.1%}, KL {run['kl']:.3f}, held-out loss {run['heldout']:.4f}")
-        print("samples: " + " ".join(n or "(empty)" for n in run["names"]))
+    True when: at least 2 letters, all a-z; at least a quarter of the letters are
+    vowels (y counts); no run of 4+ consonants or 4+ vowels; no letter three times in a
+    row. Subtle: some real names fail it ("schneider") and some gibberish passes, so the
+    run prints its pass rate on real names and on random strings of the same lengths.
 
-    small, large, crash = runs["small"], runs["large"], runs["collapse"]
-    seconds = time.perf_counter() - t0
-    metrics = {
-        "data_vowel_rate": data_rate,
-        "ref_vowel_rate": ref_rate,
-        "ref_heldout_loss": ref_heldout,
-        "pretrain_ms_per_step": pre_ms,
-        "step0_loss_error": max(abs(r["step0_loss"] - math.log(2)) for r in (small, large)),
-        "vowel_rate_small_beta": small["rate"],
-        "vowel_rate_large_beta": large["rate"],
-        "vowel_gain_small_beta": small["rate"] - ref_rate,
-        "vowel_gain_large_beta": large["rate"] - ref_rate,
-        "kl_early_small_beta": small["kl_early"],
-        "kl_early_large_beta": large["kl_early"],
-        "kl_small_beta": small["kl"],
-        "kl_large_beta": large["kl"],
-        "kl_growth_small_beta": small["kl"] / max(small["kl_early"], 1e-9),
-        "kl_growth_large_beta": large["kl"] / max(large["kl_early"], 1e-9),
-        "kl_ratio_small_to_large": small["kl"] / max(large["kl"], 1e-9),
-        "heldout_loss_small_beta": small["heldout"],
-        "heldout_loss_large_beta": large["heldout"],
-        "heldout_rise_small_beta": small["heldout"] - ref_heldout,
-        "heldout_rise_large_beta": large["heldout"] - ref_heldout,
-        "heldout_pair_acc_small_beta": small["pair_acc"],
-        "heldout_pair_acc_large_beta": large["pair_acc"],
-        "collapse_vowel_rate": crash["rate"],
-        "collapse_kl": crash["kl"],
-        "collapse_heldout_loss": crash["heldout"],
-        "collapse_pair_acc": crash["pair_acc"],
-        "chosen_logratio_small_beta": small["up_w"],
-        "rejected_logratio_small_beta": small["up_l"],
-        "ms_per_step": (small["ms"] + large["ms"]) / 2,
-        "seconds": seconds,
-    }
-    print("\n=== SUMMARY ===")
-    print(f"pretraining       {PRETRAIN_STEPS:,} steps, {pre_ms:.1f} ms/step; DPO {metrics['ms_per_step']:.0f} ms/step")
-    print(f"{'':19} {'reference':>10} {'beta ' + str(small['beta']):>10} {'beta ' + str(large['beta']):>10} {'lr x10':>10}")
-    row = "{:19} {:>10} {:>10} {:>10} {:>10}"
-    print(row.format("vowel rate", f"{ref_rate:.1%}", *(f"{r['rate']:.1%}" for r in (small, large, crash))))
-    print(row.format(f"KL at step {EARLY_STEP}", "0", *(f"{r['kl_early']:.3f}" for r in (small, large, crash))))
-    print(row.format("KL at the end", f"{ref_self_kl:.0e}", *(f"{r['kl']:.3f}" for r in (small, large, crash))))
-    print(row.format("held-out loss", f"{ref_heldout:.4f}", *(f"{r['heldout']:.4f}" for r in (small, large, crash))))
-    print(row.format("held-out pair acc", "-", *(f"{r['pair_acc']:.1%}" for r in (small, large, crash))))
-    print(row.format("log-ratio, chosen", "0", *(f"{r['up_w']:+.2f}" for r in (small, large, crash))))
-    print(row.format("log-ratio, rejected", "0", *(f"{r['up_l']:+.2f}" for r in (small, large, crash))))
-    print(f"step-0 DPO loss   {small['step0_loss']:.12f} (ln 2 = {math.log(2):.12f})")
-    # The collapse, in measured numbers: the pairs are ranked as well as ever, while
-    # the language model is worse than one that guesses letters uniformly.
-    print(f"lr x10            pairs ranked {crash['pair_acc']:.0%} right, held-out loss {crash['heldout']:.2f} nats/char")
-    print(f"                  = {crash['heldout'] / ref_heldout:.1f}x the reference's; uniform guessing: {math.log(vocab_size):.2f}")
-    print(f"total time        {seconds:.1f}s")
-    report_targets(metrics, TARGETS)
-    return metrics
+    >>> [is_pronounceable(n) for n in ["emma", "xkcd", "aaa", "strnka", "a"]]
+    [True, False, False, False, False]
+    """
+    if len(name) < 2 or not all("a" <= c <= "z" for c in name):
+        return False
+    if 4 * sum(c in VOWELS for c in name) < len(name):
+        return False
+    run_cons = run_vow = run_same = 0
+    prev = ""
+    for c in name:
+        run_vow = run_vow + 1 if c in VOWELS else 0
+        run_cons = 0 if c in VOWELS else run_cons + 1
+        run_same = run_same + 1 if c == prev else 1
+        prev = c
+        if run_cons >= 4 or run_vow >= 4 or run_same >= 3:
+            return False
+    return True
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
 """
 microppo.py - the whole RLHF loop in one file: pretrain a language model, learn a reward
-model from preference pairs, then steer the model toward high reward with PPO's clipped
-policy gradient, a value baseline and a KL penalty that holds it near where it started.
+model from preference pairs, then steer the model toward high reward with PPO: a clipped
+policy gradient, a value baseline with generalised advantage estimation, and a
+per-token KL penalty that holds the policy near the model it started as.
 
-It pretrains microgpt's tiny GPT on names, fits a reward model to pairs that prefer
-names ending in a vowel (a, e, i, o, u, y) over names ending in a consonant, and runs PPO
-twice, with a small and a large KL coefficient, reporting the same numbers as
-microdpo.py (vowel rate, KL from the reference, held-out loss) so the two can be compared.
+It pretrains microgpt's tiny GPT on names (the reference), fits a reward model (the
+reference's own trunk with a scalar head) to pairs that prefer names ending in a vowel
+(a, e, i, o, u, y), and runs PPO three times from the same start: as the papers do it,
+without the clip, and without the value baseline, so the output shows what each part
+buys. Every run is drawn on a reward-KL frontier, as microdpo.py draws its runs.
 
 Attribution: PPO is from Schulman et al., "Proximal Policy Optimization Algorithms"
-(2017); the RLHF recipe (reward model from comparisons, PPO with a per-sequence KL
-penalty) from Ziegler et al. (2019) and Ouyang et al., "InstructGPT" (2022). The model and
-the autograd engine are microgpt.py's from this collection (after Karpathy's microgpt,
-micrograd and makemore).
+(2017), GAE from Schulman et al., "High-Dimensional Continuous Control Using Generalized
+Advantage Estimation" (2016); the RLHF recipe (a reward model from comparisons, PPO with
+a per-token KL penalty) from Ziegler et al., "Fine-Tuning Language Models from Human
+Preferences" (2019) and Ouyang et al., "InstructGPT" (2022). The model and the autograd
+engine are microgpt.py's from this collection (after Karpathy's microgpt, micrograd and
+makemore).
 """
 
 import contextlib
@@ -31,170 +35,571 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# --- the base model: microgpt's GPT, unchanged (about 4,200 parameters) ---
-# Width of the residual stream, heads (each owns a 4-dim slice), one block, and 16
-# positions: the longest name (15 letters) plus its closing token.
+# --- the reference: microgpt's GPT (about 4,200 parameters), trained as microgpt does ---
+# Residual width, heads (each owns a 4-dim slice), one block, 16 positions (the longest
+# name has 15 letters, plus its closing token), and initial weights ~ N(0, 0.08).
 N_EMBD = 16
 N_HEAD = 4
 HEAD_DIM = N_EMBD // N_HEAD
 N_LAYER = 1
 BLOCK_SIZE = 16
-# Initial weights ~ N(0, 0.08): the untrained model starts near uniform (loss ln 27).
 INIT_STD = 0.08
-
-# --- pretraining: the language model that PPO will steer ---
-# One name per step. A step costs ~14 ms, so 1,000 steps is ~14 s: enough for a model
-# that writes plausible names (most of the way to microgpt's 2,000-step loss), leaving
-# most of the 150 s budget for the reward model and two PPO runs, which sample, score
-# and re-read every batch several times.
+# 1,000 names at microgpt's learning rate, decayed linearly: a model that writes
+# plausible names in about 15 s (microdpo.py's reference, the same split and seed).
 PRETRAIN_STEPS = 1000
-# Adam's step size for pretraining, decayed linearly to 0 (microgpt's value).
-PRETRAIN_LR = 0.01
+LEARNING_RATE = 0.01
 # Adam's decay rates and epsilon (microgpt's), for every optimizer in the file.
-ADAM_B1, ADAM_B2 = 0.85, 0.99
+BETA1, BETA2 = 0.85, 0.99
 ADAM_EPS = 1e-8
-
 # The last 10% of shuffled names are never trained on: the held-out loss before and
-# after PPO is measured on the same 300 of them (microdpo.py's 300: its pretrained
-# model and split are this one's, so the "before" numbers match), and the reward
-# model's accuracy on pairs built from them.
+# after PPO is measured on the same 300 of them (a standard error of ~0.015 nats).
 HELDOUT_FRAC = 0.1
 EVAL_NAMES = 300
 # log(x) is computed as log(max(x, 1e-10)): an underflowed probability stays finite.
 LOG_CLIP = 1e-10
 
-# --- the reward model: a plain-float MLP, name features -> one score ---
-# Hidden units: a few are enough to weigh "which letter is last" against the rest.
-RM_HIDDEN = 16
-# Training pairs (chosen: vowel ending, rejected: consonant ending) and passes over
-# them; 2 x 1,500 pairs is well past the point where held-out accuracy stops rising.
-RM_PAIRS = 1500
-RM_EPOCHS = 2
-RM_LR = 0.01
-# Initial weights ~ N(0, 0.1): every score starts near 0, so the untrained reward
-# model ranks pairs at chance (its accuracy is printed as the baseline).
-RM_INIT_STD = 0.1
-# Held-out pairs, from held-out names, for the reward model's accuracy.
+# --- the reward model: the reference's trunk, frozen, and a scalar head ---
+# Pairs (chosen: a name ending in a vowel, rejected: one ending in a consonant) to fit
+# the head on, and held-out pairs from held-out names to measure it on.
+RM_PAIRS = 300
 HELDOUT_PAIRS = 200
+# Full-batch gradient steps on the ranking loss (a logistic regression on 16 numbers:
+# cheap, and past the point where held-out accuracy stops rising).
+RM_STEPS = 300
+RM_LR = 0.05
 
 # --- PPO ---
-# Each update samples a fresh batch from the current policy, then takes PPO_EPOCHS
-# gradient steps on it. After the first step the policy differs from the one that
-# sampled, which is what the ratio and its clip are for.
-PPO_UPDATES = 40
-PPO_BATCH = 16
-PPO_EPOCHS = 2
-# Adam's step size for the policy, decayed linearly to 0. Small enough that the
-# ratio clip below is a guard rail the run seldom touches, not what steers it: the
-# KL coefficient should be what separates the two runs.
-PPO_LR = 0.004
-# The ratio pi/pi_old is clipped to [1 - eps, 1 + eps]: the usual 0.2, so a step can
-# change a token's probability by at most ~20% before its gradient is cut off.
+# Each update samples PPO_BATCH names from the current policy (pi_old), then takes
+# PPO_EPOCHS passes over them in minibatches of MINIBATCH: 16 gradient steps per
+# batch, so the later steps see a policy that has moved, which is what the ratio
+# pi / pi_old and its clip are for.
+PPO_UPDATES = 10
+PPO_BATCH = 32
+PPO_EPOCHS = 4
+MINIBATCH = 8
+# Adam's step size for the policy, decayed linearly to 0: large enough that the later
+# minibatch steps push ratios past the clip range (the printed clip fraction).
+PPO_LR = 0.01
+# The ratio is clipped to [1 - eps, 1 + eps] (the paper's 0.2).
 CLIP_EPS = 0.2
-# The KL coefficient: reward = score - kl_coef * (log pi(y) - log ref(y)), with the
-# score standardised (std 1 over the reference's samples, so a vowel ending is worth
-# about 2 units over a consonant one). Two runs: 0.05 lets the policy chase the score
-# (a nat of KL costs 1/40 of that gap); 1.0 holds it near the reference (a nat costs
-# half the gap, so moving further stops paying off quickly).
-KL_COEFS = (0.05, 1.0)
-# The value baseline's step size (plain SGD on a table; see value_update()).
+# Per-token KL penalty: token t's reward is -KL_COEF * (log pi_old(y_t) - log ref(y_t)),
+# and the last token also gets the reward model's score (standardised: std 1 on the
+# reference's samples, where a vowel ending is worth about 2 units). A nat of KL then
+# costs 1/10 of the gap between a vowel and a consonant ending: enough to stop the
+# policy well short of wrecking the language model, not enough to stop it learning.
+KL_COEF = 0.2
+# GAE (gamma = 1: a name is one short episode): lambda trades the variance of the
+# sampled return (lambda = 1) against the bias of the value estimate (lambda = 0).
+GAE_LAMBDA = 0.95
+# The value baseline's step size (plain SGD on a small table; see value_update()).
 VALUE_LR = 0.1
 
-# --- measurement ---
-# Samples at temperature 1 (the model's own distribution, on which KL is defined)
-# for the before/after vowel rate and the final KL: a standard error of ~3.5 points.
+# Samples at temperature 1 (the policy's own distribution, on which KL is defined) for
+# the final vowel rate and KL (a standard error of ~2 points near 90%), one seed for all.
 NUM_SAMPLES = 200
-# The letters that make a name "preferred" when it ends with one (y counts, as in
-# "emmy"): 50.9% of the distinct names end in one of them.
-VOWELS = set("aeiouy")
+NUM_SHOWN = 8
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound), where a bound that is a string
-# names another metric of the same run. The "before" numbers are the pretrained
-# reference model's; the reward model's baseline is itself before training.
+# (metric, op, bound, baseline): the metric meets the bound and the baseline, measured
+# in the same run, misses it.
 TARGETS = [
-    # The reward model must learn the preference from pairs, and generalise to pairs of
-    # names it never saw: above 70%, and above the untrained reward model.
-    ("rm_heldout_acc", ">", 0.70),
-    ("rm_heldout_acc", ">", "rm_untrained_acc"),
-    # PPO must raise the reward: the mean score of the last 10% of updates' samples
-    # beats that of the first 10%, for both KL coefficients,
-    ("reward_last_small_kl", ">", "reward_first_small_kl"),
-    ("reward_last_large_kl", ">", "reward_first_large_kl"),
-    # and move the preferred behaviour: +20 points over the reference's vowel rate.
-    ("vowel_gain_small_kl", ">=", 0.20),
-    # The KL penalty is the leash: the larger coefficient ends closer to the reference.
-    ("kl_small_kl", ">", "kl_large_kl"),
+    # The reward model learns the preference from pairs, on pairs of names it never
+    # saw; a reward model of the name's length alone cannot see the ending.
+    ("rm_heldout_acc", ">=", 0.90, "length_rm_heldout_acc"),
+    # PPO moves the policy to the preference (the reference is the baseline).
+    ("ppo_vowel_rate", ">=", 0.90, "ref_vowel_rate"),
+    # At the same vowel rate (all three runs end above 95%): without the clip, the same
+    # steps on the same batches run the policy far from the reference,
+    ("ppo_kl", "<=", 3.0, "no_clip_kl"),
+    # and without the value baseline every sample that scores above zero is reinforced,
+    # even when it is no better than usual, so the policy drifts on for nothing.
+    ("ppo_kl", "<=", 2.4, "no_baseline_kl"),
 ]
 
-# === DATA ===
-# microgpt's loader: names.txt is downloaded once into a cache shared by every script
-# (NO_MAGIC_DATA_DIR points it elsewhere), verified by sha256, then deduplicated,
-# shuffled and split.
-DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
-DATA_FILE = "names.txt"
-DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-DOWNLOAD_TIMEOUT_S = 30
+# === THE PPO OBJECTIVE ===
+# RLHF maximises the same KL-regularised reward as DPO,  E_y~pi[ r(y) ] - beta KL(pi || ref),
+# but by sampling and reinforcing, one token at a time. A name is an episode: state s_t
+# is the prefix, action y_t the next token, and the rewards are per token
+#
+#   r_t = -KL_COEF * (log pi_old(y_t | s_t) - log ref(y_t | s_t))  +  [t is last] * score(y),
+#
+# whose sum over t is score(y) minus KL_COEF times the sampled sequence's log-ratio: in
+# expectation, the objective above. The policy-gradient step raises log pi(y_t | s_t)
+# in proportion to the advantage A_t (how much better than expected the rest of the
+# episode went), and PPO reuses each batch for several steps by optimising a surrogate
+#
+#   L(theta) = mean_t min( rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t ),
+#   rho_t = pi_theta(y_t | s_t) / pi_old(y_t | s_t),
+#
+# whose gradient at rho = 1 is the policy gradient, and which stops rewarding a token's
+# ratio for moving further once it has left [1 - eps, 1 + eps] in the advantage's
+# direction. Subtle: the clip bounds the INCENTIVE, not the change: weights shared with
+# other tokens still move a clipped token's ratio, which is why the run prints how far
+# the policy actually went (KL), not only how often the clip was hit.
 
 
-def data_dir():
-    """The cache folder: $NO_MAGIC_DATA_DIR if set, else ~/.cache/no-magic."""
-    return os.environ.get("NO_MAGIC_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "no-magic")
+def clip(x, lo, hi):
+    """min(max(x, lo), hi) as a Value: slope 1 strictly inside (lo, hi), 0 outside.
 
+    A new op, so it is one node with its own local derivative: where the clip is
+    active the output is a constant (lo or hi), whose derivative is 0.
 
-def sha256_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def fetch(url, filename, sha256):
-    """Return the path of a verified local copy of `url`, downloading it on first use.
-
-    A cached file is used only if its sha256 matches; a bad one is downloaded afresh.
-    The download goes to a temporary file in the same folder and is renamed into place
-    only after its checksum passes, so an interrupted run never leaves a corrupt cache.
-    Offline, it exits with a message naming the URL and where to put the file by hand.
-    Subtle: sha256=None is for files whose bytes are not pinned upstream; then nothing
-    is verified here, and the caller must check the content's shape itself.
+    >>> [(clip(Value(v), 0.8, 1.2).data, clip(Value(v), 0.8, 1.2)._local_grads) for v in (0.5, 1.0, 1.5)]
+    [(0.8, (0.0,)), (1.0, (1.0,)), (1.2, (0.0,))]
     """
-    folder = data_dir()
-    path = os.path.join(folder, filename)
-    problem = ""
-    if os.path.exists(path):
-        if sha256 is None or sha256_of(path) == sha256:
-            return path
-        problem = f"the cached copy at {path} fails its sha256 check, and "
-    print(f"downloading {url} -> {path}")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError) as e:
-        # No network, DNS failure, timeout, refused connection: all end here, and the
-        # reader gets instructions instead of a traceback.
-        sys.exit(
-            f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
-            f"Download that file by hand and save it as:\n  {path}\n"
-            f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
-        )
-    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
-        sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        # Renaming is atomic on one filesystem: a reader sees the old file or the new
-        # one, never half of it, even if this process is killed mid-write.
-        os.replace(tmp, path)
-    except OSError as e:
-        sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
-    return path
+    return Value(min(max(x.data, lo), hi), (x,), (float(lo < x.data < hi),))
 
 
-def load_names():
-    """names.txt -> list of lowercase names, one per non-empty line."""
-    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+def clipped_surrogate(ratio, adv, eps):
+    """PPO's objective for one token: min(r A, clip(r, 1 - eps, 1 + eps) A), a Value.
+
+    ratio is a Value (it carries the gradient to the policy), adv a plain number. The
+    min picks the more pessimistic of the two, so the objective never rewards moving
+    the ratio past the clip in the direction the advantage likes:
+      A > 0 and r > 1 + eps: the clipped term is smaller; it is flat in r: gradient 0.
+      A < 0 and r < 1 - eps: the clipped term is smaller again: gradient 0.
+    In every other case the unclipped r A is the min (or equal), with gradient A: a
+    move that made a token worse than allowed is always corrected.
+    Subtle: ties (inside the clip range, where both are r A) take the unclipped term,
+    whose gradient is the right one.
+
+    >>> [round(clipped_surrogate(Value(r), a, 0.2).data, 3) for r, a in [(1.5, 2.0), (0.5, 2.0), (1.5, -2.0)]]
+    [2.4, 1.0, -3.0]
+    """
+    unclipped = ratio * adv
+    clipped = clip(ratio, 1.0 - eps, 1.0 + eps) * adv
+    return unclipped if unclipped.data <= clipped.data else clipped
+
+
+def gae(rewards, values, lam):
+    """Generalised advantage estimation with gamma = 1; returns (advantages, returns).
+
+    delta_t = r_t + V(s_{t+1}) - V(s_t), with V = 0 after the last token, is the
+    one-step surprise; A_t = delta_t + lam * A_{t+1} sums the surprises ahead, each
+    weighted lam^k. lam = 1 gives A_t = (sum of rewards from t on) - V(s_t), the
+    sampled return minus the baseline: unbiased, noisy. Smaller lam leans on V instead.
+    The value targets are the returns A_t + V(s_t).
+
+    >>> gae([0.0, 0.0, 1.0], [0.5, 0.5, 0.5], 1.0)  # the return is 1 from every state
+    ([0.5, 0.5, 0.5], [1.0, 1.0, 1.0])
+    """
+    adv, a = [0.0] * len(rewards), 0.0
+    for t in reversed(range(len(rewards))):
+        next_value = values[t + 1] if t + 1 < len(values) else 0.0
+        a = rewards[t] + next_value - values[t] + lam * a
+        adv[t] = a
+    return adv, [a + v for a, v in zip(adv, values)]
+
+
+def value_of(table, pos, token):
+    """V(s_t) = bias + by_pos[t] + by_token[token]: a linear model on one-hot features
+    of the state (where in the name we are, and which token we just read).
+
+    Subtracting V from the return changes no expected gradient (V does not depend on
+    the action) but removes much of its noise: the advantage says how much better
+    this sample did than samples usually do from here.
+    """
+    return table["bias"] + table["by_pos"][pos] + table["by_token"][token]
+
+
+def value_update(table, states, returns, lr):
+    """One SGD step on the mean of 0.5 * (V(s) - R)^2 over (state, return) pairs.
+
+    dL/dV = V - R for each pair; V is a sum of three table entries, each with slope 1,
+    so each entry a state touched moves by -lr * mean(V - R) over its pairs' share.
+    Returns the loss before the step.
+    """
+    grads = {"bias": [0.0], "by_pos": [0.0] * BLOCK_SIZE, "by_token": [0.0] * len(table["by_token"])}
+    loss = 0.0
+    for (pos, token), ret in zip(states, returns):
+        err = value_of(table, pos, token) - ret
+        loss += 0.5 * err * err / len(states)
+        grads["bias"][0] += err / len(states)
+        grads["by_pos"][pos] += err / len(states)
+        grads["by_token"][token] += err / len(states)
+    table["bias"] -= lr * grads["bias"][0]
+    for key in ("by_pos", "by_token"):
+        table[key] = [w - lr * g for w, g in zip(table[key], grads[key])]
+    return loss
+
+
+# === THE REWARD MODEL ===
+# InstructGPT's design: the language model's own trunk with a scalar head that reads
+# the hidden state at the name's last token. Here the trunk is the reference, frozen,
+# so the head is a logistic regression on 16 numbers that the trunk computes; whatever
+# the preference is, the head has to find it in them. Its baseline is a reward model
+# that sees only the name's length, a feature that knows nothing about the ending.
+
+
+def ends_preferred(tokens, bos):
+    """The preference, as a program: does the name end in a vowel (VOWELS, y included)?
+
+    >>> [ends_preferred(t, 26) for t in ([26, 4, 12, 12, 0, 26], [26, 11, 8, 0, 12, 26], [26, 26])]
+    [True, False, False]
+    """
+    letters = [t for t in tokens if t != bos]
+    return bool(letters) and chr(ord("a") + letters[-1]) in VOWELS
+
+
+def preference_pairs(docs, n, bos, rng):
+    """n pairs (chosen, rejected) of token lists: a random name ending in a vowel
+    against a random name ending in a consonant. The two are unrelated, so across many
+    pairs only the ending separates chosen from rejected: that is what the head must find."""
+    chosen = [d for d in docs if ends_preferred(d, bos)]
+    rejected = [d for d in docs if not ends_preferred(d, bos)]
+    return [(rng.choice(chosen), rng.choice(rejected)) for _ in range(n)]
+
+
+def reference_pass(tokens, ref, eye):
+    """Read a name with the frozen reference once: log ref(y_t | y_<t) of every token
+    after the first, and the trunk's hidden state at the position that reads the last
+    letter (what the reward model's head scores).
+
+    gpt() returns lm_head(x); given an identity matrix as lm_head it returns x itself,
+    the trunk's output, and the reference's own lm_head then gives the logits.
+    """
+    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    trunk = dict(ref, lm_head=eye)
+    head = [[w.data for w in row] for row in ref["lm_head"]]
+    logps, hidden = [], []
+    with cycle_collector_paused():
+        for pos in range(min(BLOCK_SIZE, len(tokens) - 1)):
+            hidden = [x.data for x in gpt(tokens[pos], pos, keys, values, trunk)]
+            zs = [sum(map(operator.mul, row, hidden)) for row in head]
+            mx = max(zs)
+            # log softmax(z)[next token] = z[next] - logsumexp(z)
+            logps.append(zs[tokens[pos + 1]] - mx - math.log(sum(math.exp(z - mx) for z in zs)))
+    return logps, hidden
+
+
+def ranking_loss(score_w, score_l):
+    """Bradley-Terry: P(chosen beats rejected) = sigmoid(s_w - s_l); loss = -log of it.
+
+    Returns (loss, dloss/ds_w); dloss/ds_l is its negative. With d = s_w - s_l:
+    loss = log(1 + e^-d), written stably as max(-d, 0) + log(1 + e^-|d|), and
+    dloss/dd = -e^-d / (1 + e^-d) = -sigmoid(-d): big while the pair is ranked wrongly.
+
+    >>> [round(v, 6) for v in ranking_loss(1.0, 1.0)]
+    [0.693147, -0.5]
+    """
+    d = score_w - score_l
+    e = math.exp(-abs(d))
+    loss = max(-d, 0.0) + math.log1p(e)
+    sig_neg = e / (1.0 + e) if d >= 0 else 1.0 / (1.0 + e)
+    return loss, -sig_neg
+
+
+def head_loss(w, diffs):
+    """The mean ranking loss of the head score(x) = w . x over pairs, given each pair
+    as d = x_w - x_l, and its gradient: score_w - score_l = w . d, so
+    dloss/dw = dloss/ds_w * d (a bias would cancel in every difference: there is none).
+
+    >>> head_loss([0.0, 0.0], [[1.0, 2.0]])  # an untrained head: ln 2, slope -1/2 * d
+    (0.6931471805599453, [-0.5, -1.0])
+    """
+    grad, total = [0.0] * len(w), 0.0
+    for d in diffs:
+        loss, slope = ranking_loss(sum(map(operator.mul, w, d)), 0.0)
+        total += loss
+        for i, di in enumerate(d):
+            grad[i] += slope * di / len(diffs)
+    return total / len(diffs), grad
+
+
+def train_head(pairs):
+    """Fit the head to (chosen features, rejected features) pairs: RM_STEPS steps of
+    full-batch gradient descent on head_loss; returns (w, the loss at every step)."""
+    w = [0.0] * len(pairs[0][0])
+    diffs = [[a - b for a, b in zip(xw, xl)] for xw, xl in pairs]
+    losses = []
+    for _ in range(RM_STEPS):
+        loss, grad = head_loss(w, diffs)
+        w = [wi - RM_LR * g for wi, g in zip(w, grad)]
+        losses.append(loss)
+    return w, losses
+
+
+def ranks_right(w, pairs):
+    """Share of pairs whose chosen side the head scores higher."""
+    return sum(sum(map(operator.mul, w, xw)) > sum(map(operator.mul, w, xl)) for xw, xl in pairs) / len(pairs)
+
+
+def fit_reward_model(ref, eye, train_docs, held_docs, bos, rng):
+    """Fit the head on RM_PAIRS training pairs, and the length-only baseline on the same
+    pairs; print and return (head weights, held-out accuracy, the baseline's)."""
+    pairs = [preference_pairs(docs, n, bos, rng) for docs, n in ((train_docs, RM_PAIRS), (held_docs, HELDOUT_PAIRS))]
+    feats = [[(reference_pass(w, ref, eye)[1], reference_pass(l, ref, eye)[1]) for w, l in p] for p in pairs]
+    lengths = [[([len(w) / 10], [len(l) / 10]) for w, l in p] for p in pairs]
+    w, losses = train_head(feats[0])
+    acc, len_acc = ranks_right(w, feats[1]), ranks_right(train_head(lengths[0])[0], lengths[1])
+    print(f"\nreward model: a head on the trunk's last hidden state ranks {acc:.1%} of {HELDOUT_PAIRS} held-out pairs right;"
+          f" a head on the length alone {len_acc:.1%}")
+    print(f"ranking loss on the {RM_PAIRS} training pairs, per gradient step:")
+    print("\n".join(loss_curve(losses, [("chance ln 2", math.log(2))])))
+    return w, acc, len_acc
+
+
+def standardised(w, ref, eye, names, bos):
+    """score_of(hidden) = (w . hidden - mean) / std over the reference's samples `names`.
+
+    The ranking loss sees only differences, so the head's scale is arbitrary; scores
+    standardised on the initial policy's samples (as Ziegler et al. 2019 did) give
+    KL_COEF the same meaning however long the head trained.
+    """
+    raw = [sum(map(operator.mul, w, reference_pass([bos] + [ord(c) - 97 for c in n] + [bos], ref, eye)[1])) for n in names]
+    mu = sum(raw) / len(raw)
+    sigma = (sum((r - mu) ** 2 for r in raw) / len(raw)) ** 0.5
+    return lambda hidden: (sum(map(operator.mul, w, hidden)) - mu) / sigma
+
+
+# === PPO ===
+# The loop that makes RLHF harder than DPO:
+#
+#   repeat:  sample a batch from the current policy (pi_old), remembering log pi_old
+#            read each sample with the reference: per-token log ref and the RM score
+#            per-token rewards r_t, advantages A_t by GAE, value targets
+#            PPO_EPOCHS passes, in minibatches: ascend the clipped surrogate, fit V
+#
+# DPO needs one model and one loss. PPO needs four models (policy, reference, reward,
+# value), sampling inside the loop, and more knobs, each one more way for a run to
+# stall or run away. The ablations switch off one part at a time.
+
+
+def sample(params, bos, rng):
+    """One name at temperature 1, as (tokens, per-token log-probs under the model).
+
+    Temperature 1 samples the model's own distribution: PPO's ratios and the KL
+    estimate are both defined on it. The log-probs are kept per token because PPO's
+    ratio and its KL penalty are per token; their sum is log pi(y).
+    """
+    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+    tokens, logps = [bos], []
+    with cycle_collector_paused():
+        for pos in range(BLOCK_SIZE):
+            zs = [z.data for z in gpt(tokens[-1], pos, keys, values, params)]
+            # a softmax on plain floats: nothing here needs a gradient
+            mx = max(zs)
+            exps = [math.exp(z - mx) for z in zs]
+            token = rng.choices(range(len(exps)), weights=exps)[0]
+            logps.append(math.log(max(exps[token] / sum(exps), LOG_CLIP)))
+            tokens.append(token)
+            if token == bos:
+                break
+    return tokens, logps
+
+
+def frozen_copy(params):
+    """A copy of every weight as new Values: the frozen reference, or a fresh policy."""
+    return {k: [[Value(p.data) for p in row] for row in mat] for k, mat in params.items()}
+
+
+def adam_update(flat, m, v, step, lr):
+    """One Adam step on every parameter (Values), then zero its gradient."""
+    c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+    for i, p in enumerate(flat):
+        g = p.grad
+        m[i] = BETA1 * m[i] + (1 - BETA1) * g
+        v[i] = BETA2 * v[i] + (1 - BETA2) * g * g
+        # theta -= lr * m_hat / (sqrt(v_hat) + eps)
+        p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
+        p.grad = 0.0
+
+
+def ppo_step(policy, flat, m, v, step, lr, minibatch, eps):
+    """One gradient step on the clipped objective over every token of a minibatch.
+
+    minibatch: (tokens, old per-token log-probs, per-token advantages) per sample. The
+    policy's log-prob of each token is rebuilt as a Value; rho_t = exp(log pi - log pi_old).
+    Returns (tokens whose ratio was outside [1 - CLIP_EPS, 1 + CLIP_EPS], tokens).
+    """
+    terms, clipped = [], 0
+    for tokens, old_logps, advs in minibatch:
+        keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
+        for pos, (old, adv) in enumerate(zip(old_logps, advs)):
+            logp = -cross_entropy(gpt(tokens[pos], pos, keys, values, policy), tokens[pos + 1])
+            ratio = (logp - old).exp()
+            # counted against CLIP_EPS even when the clip is off: how far ratios stray
+            clipped += abs(ratio.data - 1.0) > CLIP_EPS
+            terms.append(clipped_surrogate(ratio, adv, eps))
+    # gradient ASCENT on the objective = descent on its negative; mean over tokens
+    loss = sum(terms) * (-1.0 / len(terms))
+    loss.backward()
+    adam_update(flat, m, v, step, lr)
+    return clipped, len(terms)
+
+
+def rollout(policy, ref, eye, score_of, table, bos, rng):
+    """Sample PPO_BATCH names from the policy and turn each into PPO's training data,
+    (tokens, log pi_old per token, advantages, value targets), and what the batch
+    measured (its vowel rate, its mean per-sequence KL estimate, its mean score)."""
+    batch, kls, scores, vowels = [], [], [], 0
+    for _ in range(PPO_BATCH):
+        tokens, logps = sample(policy, bos, rng)
+        ref_logps, hidden = reference_pass(tokens, ref, eye)
+        score = score_of(hidden)
+        # per-token rewards: the KL penalty on every token, the score on the last one
+        rewards = [-KL_COEF * (lp - lr) for lp, lr in zip(logps, ref_logps)]
+        rewards[-1] += score
+        values = [value_of(table, pos, tokens[pos]) for pos in range(len(logps))]
+        advs, rets = gae(rewards, values, GAE_LAMBDA)
+        batch.append((tokens, logps, advs, rets))
+        kls.append(sum(logps) - sum(ref_logps))
+        scores.append(score)
+        vowels += ends_preferred(tokens, bos)
+    stats = (vowels / PPO_BATCH, sum(kls) / PPO_BATCH, sum(scores) / PPO_BATCH)
+    return batch, stats
+
+
+def ppo(policy, ref, eye, score_of, bos, seed, eps=CLIP_EPS, use_value=True):
+    """PPO_UPDATES rounds of rollout -> PPO_EPOCHS shuffled passes of minibatch steps
+    (and, with use_value, value fits on the same minibatches). eps = inf removes the
+    clip; use_value=False keeps V at 0, so advantages are GAE of the raw rewards.
+    Returns the frontier path (vowel rate and KL of each batch), the clip fraction and
+    ms per update."""
+    flat = flatten(policy)
+    m, v = [0.0] * len(flat), [0.0] * len(flat)
+    table = {"bias": 0.0, "by_pos": [0.0] * BLOCK_SIZE, "by_token": [0.0] * (bos + 1)}
+    rng = random.Random(seed)
+    path, clipped, seen, step = [], 0, 0, 0
+    total = PPO_UPDATES * PPO_EPOCHS * (PPO_BATCH // MINIBATCH)
+    start = time.perf_counter()
+    with cycle_collector_paused():
+        for update in range(PPO_UPDATES):
+            batch, stats = rollout(policy, ref, eye, score_of, table, bos, rng)
+            path.append({"vowel": stats[0], "kl": stats[1]})
+            for _ in range(PPO_EPOCHS):
+                order = list(range(PPO_BATCH))
+                rng.shuffle(order)
+                for lo in range(0, PPO_BATCH, MINIBATCH):
+                    idx = order[lo : lo + MINIBATCH]
+                    c, n = ppo_step(policy, flat, m, v, step, PPO_LR * (1 - step / total), [batch[i][:3] for i in idx], eps)
+                    clipped, seen, step = clipped + c, seen + n, step + 1
+                    if use_value:  # the state of token t is (t, the token read at t)
+                        states = [(t, batch[i][0][t]) for i in idx for t in range(len(batch[i][1]))]
+                        value_update(table, states, [r for i in idx for r in batch[i][3]], VALUE_LR)
+            print(f"update {update + 1:2d}/{PPO_UPDATES} | batch: vowel endings {stats[0]:4.0%}, KL {stats[1]:6.3f},"
+                  f" mean score {stats[2]:+.2f} | clipped so far {clipped / seen:5.1%} | {time.perf_counter() - start:5.1f}s", flush=True)
+    return path, clipped / seen, 1000 * (time.perf_counter() - start) / PPO_UPDATES
+
+
+# === MEASUREMENT AND PICTURES ===
+
+
+def measure(name, policy, ref, eye, bos, seed, eval_docs):
+    """A finished run, measured on NUM_SAMPLES samples (sampler seeded with `seed`, the
+    same for every model) and on the held-out names: a dict for show_runs()."""
+    rng = random.Random(seed)
+    samples = [sample(policy, bos, rng) for _ in range(NUM_SAMPLES)]
+    names = ["".join(chr(ord("a") + t) for t in tokens if t != bos) for tokens, _ in samples]
+    # KL(pi || ref) ~ mean over y ~ pi of log pi(y) - log ref(y): unbiased, though one
+    # sample's term can be negative
+    kl = sum(sum(logps) - sum(reference_pass(tokens, ref, eye)[0]) for tokens, logps in samples) / NUM_SAMPLES
+    return {
+        "name": name,
+        "vowel": sum(ends_preferred(t, bos) for t, _ in samples) / NUM_SAMPLES,
+        "kl": kl,
+        "pronounceable": sum(map(is_pronounceable, names)) / NUM_SAMPLES,
+        "heldout": evaluate(policy, eval_docs),
+        "names": names,
+    }
+
+
+def show_runs(runs, uniform):
+    """One row per run (the ablation table), the samples side by side, and a warning for
+    any held-out loss worse than uniform guessing."""
+    print(f"\n{'':20} {'vowel endings':>13} {'KL':>7} {'held-out loss':>14} {'pronounceable':>14} {'clipped':>8}")
+    for r in runs:
+        clipped = f"{r['clip_frac']:.1%}" if "clip_frac" in r else "-"
+        # the reference's own KL is 0 up to rounding: round(-1e-17, 3) + 0.0 prints 0.000
+        print(f"{r['name']:20} {r['vowel']:13.1%} {round(r['kl'], 3) + 0.0:7.3f} {r['heldout']:14.4f} {r['pronounceable']:14.1%} {clipped:>8}")
+    for r in runs[2:]:
+        print(f"{r['name']}: {r['vowel']:.1%} vowel endings (PPO {runs[1]['vowel']:.1%}) at KL {r['kl'] - runs[1]['kl']:+.2f} nats"
+              f" and held-out loss {r['heldout'] - runs[1]['heldout']:+.3f} nats/char against PPO's")
+    for r in runs:
+        if r["heldout"] > uniform:
+            print(f"{r['name']}: held-out loss {r['heldout']:.3f} is WORSE than uniform guessing ({uniform:.3f})")
+    print("\nsamples, the same sampler seed for every model ('' = an empty name):")
+    print("  " + "".join(f"{r['name'][:17]:18}" for r in runs))
+    for i in range(NUM_SHOWN):
+        print("  " + "".join(f"{r['names'][i] or chr(39) * 2:18}" for r in runs))
+
+
+def show_frontier(runs, marks, width=60, height=12):
+    """The reward-KL frontier: each run's batches (and its final measurement) as
+    (KL to the reference, share of names ending in a vowel). Higher is more preferred,
+    left is closer to the reference; a better method's path lies above the other's at
+    the same KL. Batch points are 32-sample estimates: +-9 points of noise."""
+    points = [(p["kl"], p["vowel"], mark) for r, mark in zip(runs, marks) for p in r["path"]]
+    kl_hi = max(max(x for x, _, _ in points), 0.1)
+    y_lo = min(y for _, y, _ in points)
+    grid = [[" "] * (width + 1) for _ in range(height)]
+    for x, y, mark in points:
+        col = round(max(x, 0.0) / kl_hi * width)
+        grid[round((1.0 - y) / ((1.0 - y_lo) or 1.0) * (height - 1))][col] = mark
+    print(f"\nreward-KL frontier: share ending in a vowel (higher = preferred) against KL; batches of {PPO_BATCH} (+-9 points)")
+    for r in range(height):
+        print(f"{1.0 - r * (1.0 - y_lo) / (height - 1):6.0%} |" + "".join(grid[r]).rstrip())
+    print(" " * 7 + "+" + "-" * (width + 1))
+    print(" " * 8 + f"KL 0{'':{width - 12}}{kl_hi:8.2f} nats")
+    print("        " + "   ".join(f"{mark} {r['name']}" for r, mark in zip(runs, marks)))
+
+
+def main():
+    t0 = time.perf_counter()
+    # --- data and the reference model: microgpt's split, model and training loop ---
+    train_names, held_names, chars, train_docs, held_docs = prepare_data()
+    vocab_size, bos = len(chars) + 1, len(chars)
+    eval_docs = held_docs[:EVAL_NAMES]
+    params = init_params(vocab_size)
+    print(f"{len(train_names):,} training names; pretraining {len(flatten(params)):,} parameters, {PRETRAIN_STEPS:,} steps")
+    _, pre_ms = train(params, train_docs, PRETRAIN_STEPS)
+    ref = frozen_copy(params)
+    # an identity matrix as lm_head turns gpt() into the trunk (see reference_pass)
+    eye = [[Value(float(i == j)) for j in range(N_EMBD)] for i in range(N_EMBD)]
+    seed = random.randrange(2**32)  # the sampler seed every final measurement shares
+
+    # --- the reward model: a head on the frozen trunk, standardised on the reference ---
+    w, rm_acc, len_acc = fit_reward_model(ref, eye, train_docs, held_docs, bos, random.Random(random.randrange(2**32)))
+    reference = measure("reference", ref, ref, eye, bos, seed, eval_docs)
+    score_of = standardised(w, ref, eye, reference["names"], bos)
+
+    # --- PPO three times from the same start: as published, then one part removed ---
+    runs = [reference]
+    for name, eps, use_value in [("PPO", CLIP_EPS, True), ("no clip", math.inf, True), ("no value baseline", CLIP_EPS, False)]:
+        print(f"\n{name}: {PPO_UPDATES} updates of {PPO_BATCH} samples, {PPO_EPOCHS} epochs of minibatches of {MINIBATCH}")
+        policy = frozen_copy(params)
+        path, clip_frac, ms = ppo(policy, ref, eye, score_of, bos, seed, eps, use_value)
+        run = measure(name, policy, ref, eye, bos, seed, eval_docs)
+        run.update(path=path + [run], clip_frac=clip_frac, ms=ms)
+        runs.append(run)
+    reference["path"] = [reference]
+    show_runs(runs, math.log(vocab_size))
+    show_frontier(runs, "RPCV")
+    ppo_run, no_clip, no_value = runs[1:]
+    metrics = {
+        "rm_heldout_acc": rm_acc, "length_rm_heldout_acc": len_acc,
+        "ref_vowel_rate": reference["vowel"], "ref_heldout_loss": reference["heldout"],
+        "pretrain_ms_per_step": pre_ms, "ms_per_update": ppo_run["ms"],
+        "seconds": time.perf_counter() - t0,
+    }
+    for key, r in (("ppo", ppo_run), ("no_clip", no_clip), ("no_baseline", no_value)):
+        metrics.update({f"{key}_vowel_rate": r["vowel"], f"{key}_kl": r["kl"], f"{key}_heldout_loss": r["heldout"], f"{key}_clip_frac": r["clip_frac"]})
+    print(f"\npretraining {pre_ms:.1f} ms/step; PPO {ppo_run['ms']:,.0f} ms/update; whole run {metrics['seconds']:.1f}s")
+    report_targets(metrics, TARGETS)
+    return metrics
+
+
+# === APPENDIX: SHARED MACHINERY ===
+# Copied verbatim from foundational/microgpt.py, where each piece is explained; identical
+# in every script (tests/test_contract.py holds that). A first reading can stop at main().
+
+DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+
+
+DATA_FILE = "names.txt"
+
+
+DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 
 
 def prepare_data():
@@ -206,7 +611,8 @@ def prepare_data():
     # Subtle: names.txt repeats 2,539 of its names. Without removing duplicates first,
     # ~10% of "held-out" names would also be training names and flatter the loss.
     # dict.fromkeys keeps the first occurrence and the file's order (a set would not).
-    names = list(dict.fromkeys(load_names()))
+    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
+        names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
     n_held = int(len(names) * HELDOUT_FRAC)
     train_names, held_names = names[:-n_held], names[-n_held:]
@@ -222,39 +628,9 @@ def prepare_data():
     return train_names, held_names, chars, [encode(n) for n in train_names], [encode(n) for n in held_names]
 
 
-def ends_in_vowel(name):
-    """The preference, as a program: does the name end in a, e, i, o, u or y?
-
-    >>> [ends_in_vowel(n) for n in ["emma", "liam", "emmy", ""]]
-    [True, False, True, False]
-    """
-    return bool(name) and name[-1] in VOWELS
-
-
-def make_pairs(names, n, rng):
-    """n preference pairs (chosen, rejected): a random vowel-ending name against a random
-    consonant-ending one. The same kind of pairs microdpo.py trains on; here they train
-    the reward model, and the policy never sees them."""
-    chosen = [name for name in names if ends_in_vowel(name)]
-    rejected = [name for name in names if not ends_in_vowel(name)]
-    return [(rng.choice(chosen), rng.choice(rejected)) for _ in range(n)]
-
-
-# === AUTOGRAD ===
-# microgpt's Value class: one scalar in the computation graph, its gradient, the Values
-# it was computed from and the local derivative with respect to each. backward() applies
-# the chain rule child.grad += local_grad * node.grad in reverse topological order.
-#
-# Only the POLICY is a Value graph. As the plan for this script says, the reward model
-# and the value baseline are small enough to write with plain floats and gradients
-# derived by hand (in their docstrings, checked by finite differences in
-# tests/test_microppo.py): a graph of Values for them would cost time and teach
-# nothing new, while the policy is the part where autograd earns its keep.
-
-
 class Value:
     # __slots__: no per-object __dict__, so each Value is smaller and its attributes
-    # are faster to reach. A step creates ~3,000 Values (fused) and walks their edges.
+    # are faster to reach; a training step creates thousands of Values.
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
@@ -297,14 +673,6 @@ class Value:
     def tanh(self):
         t = math.tanh(self.data)
         return Value(t, (self,), (1.0 - t * t,))
-
-    # clip(a, lo, hi) = max(lo, min(a, hi)): slope 1 inside [lo, hi], 0 outside (PPO)
-    def clip(self, lo, hi):
-        if self.data < lo:
-            return Value(lo, (self,), (0.0,))
-        if self.data > hi:
-            return Value(hi, (self,), (0.0,))
-        return Value(self.data, (self,), (1.0,))
 
     # --- derived operations: built from the primitives, so they need no derivative ---
     def __neg__(self):  # -a
@@ -366,17 +734,6 @@ class Value:
                 # the contributions of every path from the loss to the child.
                 for child, local in zip(node._children, node._local_grads):
                     child.grad += local * g
-
-
-# --- AUTOGRAD DIFFERENCES IN THIS SCRIPT ---
-# This Value class follows the canonical interface (see docs/autograd-interface.md)
-# with one addition for PPO:
-# - clip(lo, hi): max(lo, min(a, hi)), slope 1 inside [lo, hi] and 0 outside. PPO clips
-#   the probability ratio with it; the zero slope outside is what stops the gradient
-#   once a token's probability has moved far enough. Checked against finite
-#   differences in tests/test_microppo.py, with the clipped objective built on it.
-# microgpt's four fused operations (linear, softmax, cross_entropy, rmsnorm) follow,
-# copied verbatim.
 
 
 def linear(x, w):
@@ -461,12 +818,6 @@ def rmsnorm(x, eps=1e-5):
     return out
 
 
-# === MODEL ===
-# Three models. The policy: microgpt's GPT (a Value graph), plus a frozen copy of it,
-# the reference. The reward model: a plain-float MLP on features of the whole name. The
-# value baseline: a plain-float table indexed by position and current token.
-
-
 def init_params(vocab_size):
     """All weight matrices, as nested lists of Values: [rows = outputs][cols = inputs]."""
 
@@ -474,26 +825,17 @@ def init_params(vocab_size):
         return [[Value(random.gauss(0.0, INIT_STD)) for _ in range(n_in)] for _ in range(n_out)]
 
     params = {
-        # token embedding: row t is the vector of token t
-        "wte": matrix(vocab_size, N_EMBD),
-        # position embedding: row p is added at position p
-        "wpe": matrix(BLOCK_SIZE, N_EMBD),
-        # final vector -> one logit per token
-        "lm_head": matrix(vocab_size, N_EMBD),
+        "wte": matrix(vocab_size, N_EMBD),  # token embedding: row t is token t's vector
+        "wpe": matrix(BLOCK_SIZE, N_EMBD),  # position embedding: row p is added at position p
+        "lm_head": matrix(vocab_size, N_EMBD),  # final vector -> one logit per token
     }
     for layer in range(N_LAYER):
-        # queries: what am I looking for?
-        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)
-        # keys: what do I contain?
-        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)
-        # values: what do I pass on?
-        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)
-        # mixes the heads' outputs
-        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)
-        # expand 4x, as in GPT-2
-        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)
-        # project back
-        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)
+        params[f"h{layer}.attn.wq"] = matrix(N_EMBD, N_EMBD)  # queries: what am I looking for?
+        params[f"h{layer}.attn.wk"] = matrix(N_EMBD, N_EMBD)  # keys: what do I contain?
+        params[f"h{layer}.attn.wv"] = matrix(N_EMBD, N_EMBD)  # values: what do I pass on?
+        params[f"h{layer}.attn.wo"] = matrix(N_EMBD, N_EMBD)  # mixes the heads' outputs
+        params[f"h{layer}.mlp.fc1"] = matrix(4 * N_EMBD, N_EMBD)  # expand 4x, as in GPT-2
+        params[f"h{layer}.mlp.fc2"] = matrix(N_EMBD, 4 * N_EMBD)  # project back
     return params
 
 
@@ -562,166 +904,15 @@ def name_loss(name_tokens, params):
     return sum(losses) * (1.0 / n), n
 
 
-def sequence_logprob(tokens, params):
-    """log pi(y) = sum over positions t of log p(y_t | y_<t), the closing BOS included
-    (stopping after a letter is what decides which letter a name ends on)."""
-    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-    n = min(BLOCK_SIZE, len(tokens) - 1)
-    return -sum(cross_entropy(gpt(tokens[pos], pos, keys, values, params), tokens[pos + 1]).data for pos in range(n))
+def train(params, docs, num_steps, report=True):
+    """Adam on one name per step; returns the per-step training losses and ms/step.
 
-
-def frozen_copy(params):
-    """A copy of every weight as new Values: the reference model pi_ref (the optimizer
-    never sees these, so they stay the pretrained model)."""
-    return {k: [[Value(p.data) for p in row] for row in mat] for k, mat in params.items()}
-
-
-# --- the reward model: features of the whole name -> a scalar score ---
-
-
-def name_features(name):
-    """53 numbers that describe a whole name: how often each letter occurs (26, as a
-    share of the length), which letter is last (26, one-hot), and the length / 10.
-
-    The reward model can only learn a preference its features can express: without
-    the last-letter block, "ends in a vowel" would be invisible to it.
-
-    >>> f = name_features("ab"); (f[0], f[1], f[26 + 1], f[52])
-    (0.5, 0.5, 1.0, 0.2)
-    """
-    f = [0.0] * 53
-    for c in name:
-        f[ord(c) - 97] += 1.0 / len(name)
-    if name:
-        f[26 + ord(name[-1]) - 97] = 1.0
-    f[52] = len(name) / 10
-    return f
-
-
-def rm_init(n_in, rng):
-    """The reward model's weights as one flat list: W1 (hidden x n_in), b1, w2, b2."""
-    return [rng.gauss(0.0, RM_INIT_STD) for _ in range(RM_HIDDEN * n_in)] + [0.0] * RM_HIDDEN + [rng.gauss(0.0, RM_INIT_STD) for _ in range(RM_HIDDEN)] + [0.0]
-
-
-def rm_forward(theta, x):
-    """score = w2 . tanh(W1 x + b1) + b2; returns (score, hidden activations).
-
-    >>> rm_forward([0.0] * (RM_HIDDEN * 2) + [0.0] * RM_HIDDEN + [1.0] * RM_HIDDEN + [0.5], [1.0, 2.0])[0]
-    0.5
-    """
-    n = len(x)
-    h = [math.tanh(sum(map(operator.mul, theta[j * n : (j + 1) * n], x)) + theta[RM_HIDDEN * n + j]) for j in range(RM_HIDDEN)]
-    w2 = theta[RM_HIDDEN * (n + 1) : RM_HIDDEN * (n + 2)]
-    return sum(map(operator.mul, w2, h)) + theta[-1], h
-
-
-def rm_backward(theta, x, h, dscore, grad):
-    """Add dscore * d(score)/d(theta) into grad (a flat list like theta).
-
-    Hand-derived from score = sum_j w2_j h_j + b2 with h_j = tanh(a_j), a_j = W1_j . x + b1_j:
-      d score/d b2     = 1
-      d score/d w2_j   = h_j
-      d score/d a_j    = w2_j * (1 - h_j^2)          (tanh' = 1 - tanh^2)
-      d score/d b1_j   = d score/d a_j
-      d score/d W1_ji  = d score/d a_j * x_i
-    """
-    n = len(x)
-    w2_at = RM_HIDDEN * (n + 1)
-    for j in range(RM_HIDDEN):
-        da = dscore * theta[w2_at + j] * (1.0 - h[j] * h[j])
-        row = j * n
-        for i, xi in enumerate(x):
-            if xi:
-                grad[row + i] += da * xi
-        grad[RM_HIDDEN * n + j] += da
-        grad[w2_at + j] += dscore * h[j]
-    grad[-1] += dscore
-
-
-def ranking_loss(score_w, score_l):
-    """Bradley-Terry: P(chosen beats rejected) = sigmoid(s_w - s_l); loss = -log of it.
-
-    Returns (loss, dloss/ds_w); dloss/ds_l is its negative. With d = s_w - s_l:
-    loss = log(1 + e^-d), written stably as max(-d, 0) + log(1 + e^-|d|), and
-    dloss/dd = -e^-d / (1 + e^-d) = -sigmoid(-d): big while the pair is ranked wrongly.
-
-    >>> [round(v, 6) for v in ranking_loss(1.0, 1.0)]
-    [0.693147, -0.5]
-    """
-    d = score_w - score_l
-    e = math.exp(-abs(d))
-    loss = max(-d, 0.0) + math.log1p(e)
-    sig_neg = e / (1.0 + e) if d >= 0 else 1.0 / (1.0 + e)
-    return loss, -sig_neg
-
-
-# --- the value baseline: expected final reward from a state ---
-
-
-def value_of(table, pos, token):
-    """V(s_t) = bias + by_pos[t] + by_token[token]: a linear model on one-hot features
-    of the state (where in the name we are, and which token we just read).
-
-    The advantage A_t = R - V(s_t) then says how much better this sample did than
-    samples usually do from here; subtracting V changes no expected gradient (it does
-    not depend on the action) but removes much of the noise of R.
-    """
-    return table["bias"] + table["by_pos"][pos] + table["by_token"][token]
-
-
-def value_update(table, states, returns, lr):
-    """One SGD step on the mean of 0.5 * (V(s) - R)^2 over (state, return) pairs.
-
-    dL/dV = V - R for each pair; V is a sum of three table entries, each with slope 1,
-    so each entry a state touched moves by -lr * mean(V - R) over its pairs' share.
-    Returns the loss before the step.
-    """
-    grads = {"bias": [0.0], "by_pos": [0.0] * BLOCK_SIZE, "by_token": [0.0] * len(table["by_token"])}
-    loss = 0.0
-    for (pos, token), ret in zip(states, returns):
-        err = value_of(table, pos, token) - ret
-        loss += 0.5 * err * err / len(states)
-        grads["bias"][0] += err / len(states)
-        grads["by_pos"][pos] += err / len(states)
-        grads["by_token"][token] += err / len(states)
-    table["bias"] -= lr * grads["bias"][0]
-    for key in ("by_pos", "by_token"):
-        table[key] = [w - lr * g for w, g in zip(table[key], grads[key])]
-    return loss
-
-
-# === TRAINING ===
-# Three phases. (1) Pretraining: microgpt's loop. (2) The reward model: Bradley-Terry
-# on preference pairs. (3) PPO, the loop that makes RLHF harder than DPO:
-#
-#   repeat:  sample a batch from the current policy  (pi_old)
-#            score it:  R = rm(y) - kl_coef * (log pi_old(y) - log ref(y))
-#            advantage of each token:  A_t = R - V(s_t)
-#            PPO_EPOCHS times:  maximise  mean_t min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t)
-#                               with r_t = pi(y_t | y_<t) / pi_old(y_t | y_<t)
-#            fit V toward R
-#
-# DPO needs one model and one loss. PPO needs four models (policy, reference, reward,
-# value), sampling inside the loop, and more knobs (eps, epochs, batch, KL coefficient,
-# three learning rates), each one more way for a run to stall or run away.
-
-
-def adam_update(flat, m, v, step, lr):
-    """One Adam step on every parameter (Values), then zero its gradient."""
-    c1, c2 = 1 - ADAM_B1 ** (step + 1), 1 - ADAM_B2 ** (step + 1)
-    for i, p in enumerate(flat):
-        g = p.grad
-        m[i] = ADAM_B1 * m[i] + (1 - ADAM_B1) * g
-        v[i] = ADAM_B2 * v[i] + (1 - ADAM_B2) * g * g
-        # theta -= lr * m_hat / (sqrt(v_hat) + eps)
-        p.data -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
-        p.grad = 0.0
-
-
-def pretrain(params, docs, num_steps):
-    """microgpt's training loop: one name per step, mean cross-entropy, Adam."""
+    Adam keeps, per parameter, running means of gradients (m, momentum) and of squared
+    gradients (v, per-parameter scale). Both start at 0, so early averages are biased
+    toward 0; dividing by (1 - beta^t) corrects that ("bias correction")."""
     flat = flatten(params)
-    m, v = [0.0] * len(flat), [0.0] * len(flat)
+    m = [0.0] * len(flat)
+    v = [0.0] * len(flat)
     losses = []
     start = time.perf_counter()
     with cycle_collector_paused():
@@ -729,136 +920,25 @@ def pretrain(params, docs, num_steps):
             loss, _ = name_loss(docs[step % len(docs)], params)
             loss.backward()
             # linear decay: big steps first, fine-tuning last
-            adam_update(flat, m, v, step, PRETRAIN_LR * (1 - step / num_steps))
+            lr = LEARNING_RATE * (1 - step / num_steps)
+            c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+            # The moment updates are list comprehensions over all parameters at once: the
+            # same arithmetic as a loop over i, without indexing three lists per parameter.
+            grads = [p.grad for p in flat]
+            m = [BETA1 * m_i + (1 - BETA1) * g for m_i, g in zip(m, grads)]
+            v = [BETA2 * v_i + (1 - BETA2) * g * g for v_i, g in zip(v, grads)]
+            for p, m_i, v_i in zip(flat, m, v):
+                # theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m/c1, v_hat = v/c2
+                p.data -= lr * (m_i / c1) / ((v_i / c2) ** 0.5 + ADAM_EPS)
+                # zero for the next step: backward() accumulates with +=
+                p.grad = 0.0
             losses.append(loss.data)
-            recent = losses[-50:]
-            progress(step + 1, num_steps, sum(recent) / len(recent), start, every=200)
-    return losses, 1000 * (time.perf_counter() - start) / num_steps
-
-
-def train_reward_model(theta, pairs):
-    """Adam on the ranking loss, one pair per step; returns the per-pair losses.
-
-    The same optimizer as the policy's, on plain floats: grad is filled by
-    rm_backward() for the chosen name (times dloss/ds_w) and the rejected one (times
-    dloss/ds_l = -dloss/ds_w).
-    """
-    m, v = [0.0] * len(theta), [0.0] * len(theta)
-    losses = []
-    feats = [(name_features(w), name_features(l)) for w, l in pairs]
-    steps = RM_EPOCHS * len(pairs)
-    start = time.perf_counter()
-    for step in range(steps):
-        xw, xl = feats[step % len(pairs)]
-        sw, hw = rm_forward(theta, xw)
-        sl, hl = rm_forward(theta, xl)
-        loss, dsw = ranking_loss(sw, sl)
-        grad = [0.0] * len(theta)
-        rm_backward(theta, xw, hw, dsw, grad)
-        rm_backward(theta, xl, hl, -dsw, grad)
-        c1, c2 = 1 - ADAM_B1 ** (step + 1), 1 - ADAM_B2 ** (step + 1)
-        lr = RM_LR * (1 - step / steps)
-        for i, g in enumerate(grad):
-            m[i] = ADAM_B1 * m[i] + (1 - ADAM_B1) * g
-            v[i] = ADAM_B2 * v[i] + (1 - ADAM_B2) * g * g
-            theta[i] -= lr * (m[i] / c1) / ((v[i] / c2) ** 0.5 + ADAM_EPS)
-        losses.append(loss)
-        recent = losses[-100:]
-        progress(step + 1, steps, sum(recent) / len(recent), start, every=1000)
-    return losses
-
-
-def clipped_surrogate(ratio, adv, eps):
-    """PPO's objective for one token: min(r A, clip(r, 1 - eps, 1 + eps) A), a Value.
-
-    ratio is a Value (it carries the gradient to the policy), adv a plain number. The
-    min picks the more pessimistic of the two, so the objective never rewards moving
-    the ratio past the clip in the direction the advantage likes:
-      A > 0 and r > 1 + eps: the clipped term is smaller; it is flat in r: gradient 0.
-      A < 0 and r < 1 - eps: the clipped term is smaller again: gradient 0.
-    In every other case the unclipped r A is the min (or equal), with gradient A: a
-    move that made a token worse than allowed is always corrected.
-    Subtle: which term is "min" is decided on the numbers; ties (inside the clip range,
-    where both are r A) take the unclipped one, whose gradient is the right one.
-
-    >>> [round(clipped_surrogate(Value(r), a, 0.2).data, 3) for r, a in [(1.5, 2.0), (0.5, 2.0), (1.5, -2.0)]]
-    [2.4, 1.0, -3.0]
-    """
-    unclipped = ratio * adv
-    clipped = ratio.clip(1.0 - eps, 1.0 + eps) * adv
-    return unclipped if unclipped.data <= clipped.data else clipped
-
-
-def ppo_step(policy, flat, m, v, step, lr, batch, eps):
-    """One gradient step on the clipped objective over every token of the batch.
-
-    batch: (tokens, old per-token log-probs, per-token advantages) per sample. The
-    policy's log-prob of each token is rebuilt as a Value; r_t = exp(log pi - log pi_old).
-    Returns the fraction of tokens whose ratio was outside the clip range.
-    """
-    terms, clipped = [], 0
-    for tokens, old_logps, advs in batch:
-        keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-        for pos, (old, adv) in enumerate(zip(old_logps, advs)):
-            logp = -cross_entropy(gpt(tokens[pos], pos, keys, values, policy), tokens[pos + 1])
-            ratio = (logp - old).exp()
-            clipped += abs(ratio.data - 1.0) > eps
-            terms.append(clipped_surrogate(ratio, adv, eps))
-    # gradient ASCENT on the objective = descent on its negative; mean over tokens
-    loss = sum(terms) * (-1.0 / len(terms))
-    loss.backward()
-    adam_update(flat, m, v, step, lr)
-    return clipped / len(terms)
-
-
-def ppo_train(policy, ref, score_of, kl_coef, bos, itos, rng):
-    """PPO_UPDATES rounds of sample -> score -> advantages -> clipped steps -> value fit.
-
-    score_of(name) is the reward model's standardised score. Returns a log with one
-    row per update, (mean score, mean KL estimate, clip fraction, vowel rate of the
-    batch), and the mean ms per update.
-    """
-    flat = flatten(policy)
-    m, v = [0.0] * len(flat), [0.0] * len(flat)
-    table = {"bias": 0.0, "by_pos": [0.0] * BLOCK_SIZE, "by_token": [0.0] * (bos + 1)}
-    log = []
-    start = time.perf_counter()
-    total_steps = PPO_UPDATES * PPO_EPOCHS
-    with cycle_collector_paused():
-        for update in range(PPO_UPDATES):
-            # --- sample from pi_old (the policy as it is now) and score ---
-            samples = [sample(policy, bos, rng) for _ in range(PPO_BATCH)]
-            scores, kls, batch, states, returns = [], [], [], [], []
-            for tokens, logps in samples:
-                name = decode(tokens, itos)
-                score = score_of(name)
-                # per-sequence KL penalty: log pi_old(y) - log ref(y) on this sample
-                kl = sum(logps) - sequence_logprob(tokens, ref)
-                ret = score - kl_coef * kl
-                # every token of the name shares the sequence's return R; its
-                # advantage is R minus what the value baseline expected from that state
-                advs = [ret - value_of(table, pos, tokens[pos]) for pos in range(len(logps))]
-                batch.append((tokens, logps, advs))
-                states += [(pos, tokens[pos]) for pos in range(len(logps))]
-                returns += [ret] * len(logps)
-                scores.append(score)
-                kls.append(kl)
-            # --- several clipped steps on the same batch ---
-            clip_fracs = []
-            for epoch in range(PPO_EPOCHS):
-                step = update * PPO_EPOCHS + epoch
-                clip_fracs.append(ppo_step(policy, flat, m, v, step, PPO_LR * (1 - step / total_steps), batch, CLIP_EPS))
-            value_update(table, states, returns, VALUE_LR)
-            rate = sum(ends_in_vowel(decode(t, itos)) for t, _ in samples) / len(samples)
-            log.append((sum(scores) / len(scores), sum(kls) / len(kls), sum(clip_fracs) / len(clip_fracs), rate))
-            # the progress line's "loss" is minus the mean score: lower is better
-            progress(update + 1, PPO_UPDATES, -log[-1][0], start, every=10)
-    return log, 1000 * (time.perf_counter() - start) / PPO_UPDATES
-
-
-# === INFERENCE ===
-# Measuring a model: its held-out loss on real names (what alignment costs the language
-# model), and its samples.
+            if report:
+                # one name is a noisy estimate; show the recent mean
+                recent = losses[-50:]
+                progress(step + 1, num_steps, sum(recent) / len(recent), start, every=200)
+    ms_per_step = 1000 * (time.perf_counter() - start) / num_steps
+    return losses, ms_per_step
 
 
 def evaluate(params, docs):
@@ -876,66 +956,61 @@ def evaluate(params, docs):
     return total / count
 
 
-def sample(params, bos, rng):
-    """One name at temperature 1, as (tokens, per-token log-probs under the model).
+DOWNLOAD_TIMEOUT_S = 30
 
-    Temperature 1 samples the model's own distribution: PPO's ratios and the KL
-    estimate are both defined on it. The log-probs are kept per token because PPO's
-    ratio is per token; their sum is log pi(y).
+
+def data_dir():
+    """The cache folder: $NO_MAGIC_DATA_DIR if set, else ~/.cache/no-magic."""
+    return os.environ.get("NO_MAGIC_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "no-magic")
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def fetch(url, filename, sha256):
+    """Return the path of a verified local copy of `url`, downloading it on first use.
+
+    A cached file is used only if its sha256 matches; a bad one is downloaded afresh.
+    The download goes to a temporary file in the same folder and is renamed into place
+    only after its checksum passes, so an interrupted run never leaves a corrupt cache.
+    Offline, it exits with a message naming the URL and where to put the file by hand.
+    Subtle: sha256=None is for files whose bytes are not pinned upstream; then nothing
+    is verified here, and the caller must check the content's shape itself.
     """
-    keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
-    tokens, logps = [bos], []
-    for pos in range(BLOCK_SIZE):
-        zs = [z.data for z in gpt(tokens[-1], pos, keys, values, params)]
-        # a softmax on plain floats: nothing here needs a gradient
-        mx = max(zs)
-        exps = [math.exp(z - mx) for z in zs]
-        token = rng.choices(range(len(exps)), weights=exps)[0]
-        logps.append(math.log(max(exps[token] / sum(exps), LOG_CLIP)))
-        tokens.append(token)
-        if token == bos:
-            break
-    return tokens, logps
-
-
-def rm_accuracy(theta, pairs):
-    """Share of pairs whose chosen name the reward model scores higher."""
-    return sum(rm_forward(theta, name_features(w))[0] > rm_forward(theta, name_features(l))[0] for w, l in pairs) / len(pairs)
-
-
-# === ANALYSIS ===
-
-
-def decode(tokens, itos):
-    """Token list -> the name's letters (BOS dropped).
-
-    >>> decode([2, 0, 1, 2], {0: "a", 1: "b"})
-    'ab'
-    """
-    return "".join(itos[t] for t in tokens if t in itos)
-
-
-def kl_estimate(samples, ref):
-    """KL(pi || ref) ~ mean over samples y ~ pi of log pi(y) - log ref(y): unbiased,
-    though one sample's term can be negative."""
-    with cycle_collector_paused():
-        return sum(sum(logps) - sequence_logprob(tokens, ref) for tokens, logps in samples) / len(samples)
-
-
-def tenth_means(values):
-    """Mean of the first and of the last 10% (at least one) of a list.
-
-    >>> tenth_means([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0])
-    (1.0, 12.0)
-    """
-    k = max(1, len(values) // 10)
-    return sum(values[:k]) / k, sum(values[-k:]) / k
-
-
-# === HELPERS ===
-# The same small tools in every script of the collection (tests/test_contract.py keeps
-# the copies identical): live progress, the garbage-collector switch, the loss curve,
-# and the PASS/MISS check of the TARGETS table.
+    folder = data_dir()
+    path = os.path.join(folder, filename)
+    problem = ""
+    if os.path.exists(path):
+        if sha256 is None or sha256_of(path) == sha256:
+            return path
+        problem = f"the cached copy at {path} fails its sha256 check, and "
+    print(f"downloading {url} -> {path}")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as e:
+        # No network, DNS failure, timeout, refused connection: all end here, and the
+        # reader gets instructions instead of a traceback.
+        sys.exit(
+            f"error: {problem}could not download {url}\n  ({getattr(e, 'reason', e)})\n"
+            f"Download that file by hand and save it as:\n  {path}\n"
+            f"or set NO_MAGIC_DATA_DIR to a folder that already holds {filename}."
+        )
+    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
+        sys.exit(f"error: the {len(payload)} bytes from {url} do not match sha256 {sha256}; nothing was saved.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + ".", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        # Renaming is atomic on one filesystem: a reader sees the old file or the new
+        # one, never half of it, even if this process is killed mid-write.
+        os.replace(tmp, path)
+    except OSError as e:
+        sys.exit(f"error: could not write {path} ({e}); set NO_MAGIC_DATA_DIR to a writable folder.")
+    return path
 
 
 def progress(step, total, loss, start, every):
@@ -976,11 +1051,13 @@ def loss_curve(losses, marks=(), width=60, height=10):
 
     Each of `width` columns is the mean loss over one equal slice of the steps (that
     averaging is the smoothing); each (label, value) in `marks`, such as the held-out
-    loss or a baseline, is a dashed row labelled on the right.
+    loss or a baseline, is a dashed row labelled on the right. The axis fits the curve:
+    a mark within half the curve's range of it widens the axis, a mark farther off is
+    named on the top (^) or bottom (v) row instead of squashing the curve into one row.
 
-    >>> for line in loss_curve([3.0, 2.0, 1.0, 1.0], [("baseline", 2.0)], width=4, height=3):
+    >>> for line in loss_curve([3.0, 2.0, 1.0, 1.0], [("baseline", 2.0), ("untrained", 9.0)], width=4, height=3):
     ...     print(line)
-      3.000 |*
+      3.000 |*    ^ untrained 9.000
       2.000 |-*-- baseline 2.000
       1.000 |  **
             +----
@@ -990,8 +1067,9 @@ def loss_curve(losses, marks=(), width=60, height=10):
     width = min(width, n)
     columns = [losses[i * n // width : (i + 1) * n // width] for i in range(width)]
     ys = [sum(c) / len(c) for c in columns]
-    values = ys + [v for _, v in marks]
-    hi, lo = max(values), min(values)
+    reach = (max(ys) - min(ys)) / 2
+    near = [v for _, v in marks if min(ys) - reach <= v <= max(ys) + reach]
+    hi, lo = max(ys + near), min(ys + near)
     span = (hi - lo) or 1.0
 
     def row_of(v):
@@ -1000,8 +1078,13 @@ def loss_curve(losses, marks=(), width=60, height=10):
     grid = [[" "] * width for _ in range(height)]
     labels = [""] * height
     for label, v in marks:
-        grid[row_of(v)] = ["-"] * width
-        labels[row_of(v)] += f" {label} {v:.3f}"
+        if v > hi:
+            labels[0] += f" ^ {label} {v:.3f}"
+        elif v < lo:
+            labels[-1] += f" v {label} {v:.3f}"
+        else:
+            grid[row_of(v)] = ["-"] * width
+            labels[row_of(v)] += f" {label} {v:.3f}"
     for x, y in enumerate(ys):
         grid[row_of(y)][x] = "*"
     lines = [(f"{hi - r * span / (height - 1):7.3f} |" + "".join(grid[r]) + labels[r]).rstrip() for r in range(height)]
@@ -1012,10 +1095,11 @@ TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": opera
 
 
 def check_target(metrics, metric, op, bound):
-    """Evaluate one (metric, op, bound) target against main()'s metrics: (passed, limit).
+    """Does metrics[metric] meet `op bound`? Returns (passed, limit).
 
     A bound that is a string names another metric of the same run; a missing metric
-    fails. The harness calls this same function on the same TARGETS table.
+    fails. The harness calls this same function on the same TARGETS table, for the
+    method's metric and for its baseline's.
 
     >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
     (True, 2.45)
@@ -1030,157 +1114,64 @@ def check_target(metrics, metric, op, bound):
 
 
 def report_targets(metrics, targets):
-    """Print one PASS/MISS line per target, under a heading; return how many missed."""
+    """Print one line per (metric, op, bound, baseline) target; return how many failed.
+
+    A target passes when the method meets the bound AND the baseline, the simplest
+    method that could plausibly meet it, measured in the same run, misses it: a bound
+    that a trivial method also meets tests nothing.
+
+    >>> report_targets({"loss": 2.3, "bigram": 2.45}, [("loss", "<=", 2.4, "bigram")])
+    <BLANKLINE>
+    === TARGETS: each against a baseline that must miss it ===
+    PASS  loss = 2.3 (target <= 2.4) | baseline bigram = 2.45 misses
+    0
+    """
 
     def show(x):
         return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
 
-    print("\n=== TARGETS ===")
-    missed = 0
-    for metric, op, bound in targets:
+    print("\n=== TARGETS: each against a baseline that must miss it ===")
+    failed = 0
+    for metric, op, bound, baseline in targets:
         ok, limit = check_target(metrics, metric, op, bound)
-        missed += not ok
+        baseline_ok, _ = check_target(metrics, baseline, op, bound)
+        failed += not ok or baseline_ok
         against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
-        print(f"{'PASS' if ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})")
-    return missed
+        print(
+            f"{'PASS' if ok and not baseline_ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})"
+            f" | baseline {baseline} = {show(metrics.get(baseline))} {'meets it too' if baseline_ok else 'misses'}"
+        )
+    return failed
 
 
-def main():
-    # --- data: the split microgpt uses; preference pairs from each side of it ---
-    t0 = time.perf_counter()
-    train_names, held_names, chars, train_docs, held_docs = prepare_data()
-    eval_docs = held_docs[:EVAL_NAMES]
-    vocab_size, bos = len(chars) + 1, len(chars)
-    itos = dict(enumerate(chars))
-    data_rate = sum(map(ends_in_vowel, train_names + held_names)) / len(train_names + held_names)
-    print(f"{len(train_names) + len(held_names):,} distinct names: {len(train_names):,} to train on, {len(held_names):,} held out")
-    print(f"{data_rate:.1%} of them end in a vowel (a e i o u y): the preference to teach")
-    pair_rng = random.Random(7)
-    rm_pairs = make_pairs(train_names, RM_PAIRS, pair_rng)
-    held_pairs = make_pairs(held_names, HELDOUT_PAIRS, pair_rng)
+VOWELS = set("aeiouy")
 
-    # --- phase 1: pretrain the language model ---
-    params = init_params(vocab_size)
-    print(f"\nphase 1: pretraining {len(flatten(params)):,} parameters, {PRETRAIN_STEPS:,} steps of one name")
-    pre_losses, pre_ms = pretrain(params, train_docs, PRETRAIN_STEPS)
-    ref = frozen_copy(params)
-    ref_heldout = evaluate(ref, eval_docs)
-    print(f"held-out loss {ref_heldout:.4f} nats/char over {len(eval_docs)} unseen names")
-    print("pretraining loss, mean of each 1/60 of the steps:")
-    for line in loss_curve(pre_losses, [("held-out", ref_heldout), ("uniform", math.log(vocab_size))]):
-        print(line)
-    # The "before" numbers: every model is sampled with the same seed.
-    rng = random.Random(1)
-    ref_samples = [sample(ref, bos, rng) for _ in range(NUM_SAMPLES)]
-    ref_rate = sum(ends_in_vowel(decode(t, itos)) for t, _ in ref_samples) / NUM_SAMPLES
-    print(f"reference: {ref_rate:.1%} of {NUM_SAMPLES} samples end in a vowel")
 
-    # --- phase 2: the reward model, from preference pairs ---
-    theta = rm_init(53, random.Random(5))
-    untrained_acc = rm_accuracy(theta, held_pairs)
-    print(f"\nphase 2: reward model ({len(theta):,} floats), {RM_EPOCHS} passes over {RM_PAIRS:,} pairs")
-    rm_losses = train_reward_model(theta, rm_pairs)
-    held_rm_loss = sum(ranking_loss(rm_forward(theta, name_features(w))[0], rm_forward(theta, name_features(l))[0])[0] for w, l in held_pairs) / len(held_pairs)
-    rm_acc = rm_accuracy(theta, held_pairs)
-    print(f"held-out pairs: accuracy {rm_acc:.1%} (untrained: {untrained_acc:.1%}), ranking loss {held_rm_loss:.4f}")
-    print("reward-model ranking loss, mean of each 1/60 of the steps:")
-    for line in loss_curve(rm_losses, [("held-out", held_rm_loss), ("chance ln 2", math.log(2))]):
-        print(line)
-    # The reward model's scale is arbitrary: the ranking loss sees only differences,
-    # and pairs it can separate perfectly push them ever wider. So its scores are
-    # standardised on the reference's own samples (mean 0, std 1; InstructGPT also
-    # shifted its reward model so reference samples score 0 on average), which gives
-    # a KL coefficient the same meaning however long the reward model trained.
-    raw = [rm_forward(theta, name_features(decode(t, itos)))[0] for t, _ in ref_samples]
-    mu = sum(raw) / len(raw)
-    sigma = (sum((r - mu) ** 2 for r in raw) / len(raw)) ** 0.5
+def is_pronounceable(name):
+    """A documented, deliberately simple test of "could this be read aloud as a name".
 
-    def score_of(name):
-        return (rm_forward(theta, name_features(name))[0] - mu) / sigma
+    True when: at least 2 letters, all a-z; at least a quarter of the letters are
+    vowels (y counts); no run of 4+ consonants or 4+ vowels; no letter three times in a
+    row. Subtle: some real names fail it ("schneider") and some gibberish passes, so the
+    run prints its pass rate on real names and on random strings of the same lengths.
 
-    gap = sum(score_of(n) for n in held_names if ends_in_vowel(n)) / sum(map(ends_in_vowel, held_names))
-    gap -= sum(score_of(n) for n in held_names if not ends_in_vowel(n)) / sum(not ends_in_vowel(n) for n in held_names)
-    print(f"raw scores of reference samples: mean {mu:.2f}, std {sigma:.2f}; standardised, held-out names")
-    print(f"ending in a vowel score {gap:.2f} more on average than those ending in a consonant")
-
-    # --- phase 3: PPO from the same start, once per KL coefficient ---
-    runs = {}
-    for name, kl_coef in [("small", KL_COEFS[0]), ("large", KL_COEFS[1])]:
-        print(f"\nphase 3 ({name}): PPO with kl_coef {kl_coef}, {PPO_UPDATES} updates of {PPO_BATCH} samples x {PPO_EPOCHS} epochs")
-        policy = frozen_copy(params)
-        log, ms = ppo_train(policy, ref, score_of, kl_coef, bos, itos, random.Random(3))
-        rng = random.Random(1)
-        samples = [sample(policy, bos, rng) for _ in range(NUM_SAMPLES)]
-        first, last = tenth_means([row[0] for row in log])
-        run = {
-            "kl_coef": kl_coef,
-            "log": log,
-            "ms": ms,
-            "reward_first": first,
-            "reward_last": last,
-            "clip_frac": sum(row[2] for row in log) / len(log),
-            "rate": sum(ends_in_vowel(decode(t, itos)) for t, _ in samples) / NUM_SAMPLES,
-            "kl": kl_estimate(samples, ref),
-            "heldout": evaluate(policy, eval_docs),
-            "names": [decode(t, itos) for t, _ in samples[:10]],
-        }
-        runs[name] = run
-        print(f"{'update':>6} {'score':>7} {'KL':>7} {'clip frac':>10} {'vowel rate':>11}   ({PPO_BATCH} samples per row)")
-        for i in range(0, PPO_UPDATES, PPO_UPDATES // 8):
-            score, kl, cf, rate = log[i]
-            print(f"{i + 1:6d} {score:7.3f} {kl:7.3f} {cf:10.1%} {rate:11.1%}")
-        print("mean reward-model score of each update's samples (the reference's samples marked):")
-        for line in loss_curve([row[0] for row in log], [("reference", 0.0)]):
-            print(line)
-        print(f"after: vowel rate {run['rate']:.1%}, KL {run['kl']:.3f}, held-out loss {run['heldout']:.4f}")
-        print("samples: " + " ".join(n or "(empty)" for n in run["names"]))
-
-    small, large = runs["small"], runs["large"]
-    seconds = time.perf_counter() - t0
-    metrics = {
-        "data_vowel_rate": data_rate,
-        "ref_vowel_rate": ref_rate,
-        "ref_heldout_loss": ref_heldout,
-        "pretrain_ms_per_step": pre_ms,
-        "rm_heldout_acc": rm_acc,
-        "rm_untrained_acc": untrained_acc,
-        "rm_heldout_loss": held_rm_loss,
-        "rm_vowel_gap": gap,
-        "reward_first_small_kl": small["reward_first"],
-        "reward_last_small_kl": small["reward_last"],
-        "reward_first_large_kl": large["reward_first"],
-        "reward_last_large_kl": large["reward_last"],
-        "vowel_rate_small_kl": small["rate"],
-        "vowel_rate_large_kl": large["rate"],
-        "vowel_gain_small_kl": small["rate"] - ref_rate,
-        "vowel_gain_large_kl": large["rate"] - ref_rate,
-        "kl_small_kl": small["kl"],
-        "kl_large_kl": large["kl"],
-        "heldout_loss_small_kl": small["heldout"],
-        "heldout_loss_large_kl": large["heldout"],
-        "heldout_rise_small_kl": small["heldout"] - ref_heldout,
-        "heldout_rise_large_kl": large["heldout"] - ref_heldout,
-        "clip_frac_small_kl": small["clip_frac"],
-        "clip_frac_large_kl": large["clip_frac"],
-        "ms_per_update": (small["ms"] + large["ms"]) / 2,
-        "ms_per_step": (small["ms"] + large["ms"]) / 2 / PPO_EPOCHS,
-        "seconds": seconds,
-    }
-    print("\n=== SUMMARY ===")
-    print(f"pretraining       {PRETRAIN_STEPS:,} steps, {pre_ms:.1f} ms/step")
-    print(f"reward model      held-out pair accuracy {rm_acc:.1%} (untrained {untrained_acc:.1%})")
-    print(f"PPO               {metrics['ms_per_update']:,.0f} ms/update ({PPO_BATCH} samples, {PPO_EPOCHS} epochs)")
-    row = "{:22} {:>10} {:>13} {:>13}"
-    print(row.format("", "reference", f"kl_coef {small['kl_coef']}", f"kl_coef {large['kl_coef']}"))
-    print(row.format("vowel rate", f"{ref_rate:.1%}", *(f"{r['rate']:.1%}" for r in (small, large))))
-    print(row.format("score, first 10%", "0", *(f"{r['reward_first']:.3f}" for r in (small, large))))
-    print(row.format("score, last 10%", "", *(f"{r['reward_last']:.3f}" for r in (small, large))))
-    print(row.format("clip fraction, mean", "", *(f"{r['clip_frac']:.2%}" for r in (small, large))))
-    print(row.format("KL at the end", "0", *(f"{r['kl']:.3f}" for r in (small, large))))
-    print(row.format("held-out loss", f"{ref_heldout:.4f}", *(f"{r['heldout']:.4f}" for r in (small, large))))
-    print(f"total time        {seconds:.1f}s")
-    report_targets(metrics, TARGETS)
-    return metrics
+    >>> [is_pronounceable(n) for n in ["emma", "xkcd", "aaa", "strnka", "a"]]
+    [True, False, False, False, False]
+    """
+    if len(name) < 2 or not all("a" <= c <= "z" for c in name):
+        return False
+    if 4 * sum(c in VOWELS for c in name) < len(name):
+        return False
+    run_cons = run_vow = run_same = 0
+    prev = ""
+    for c in name:
+        run_vow = run_vow + 1 if c in VOWELS else 0
+        run_cons = 0 if c in VOWELS else run_cons + 1
+        run_same = run_same + 1 if c == prev else 1
+        prev = c
+        if run_cons >= 4 or run_vow >= 4 or run_same >= 3:
+            return False
+    return True
 
 
 if __name__ == "__main__":

@@ -3,15 +3,16 @@ microattention.py - the attention variants modern language models use, side by s
 plain Python floats, each costed by counting its multiplies as they happen: MHA, GQA,
 MQA, sliding-window attention and DeepSeek's multi-head latent attention (MLA).
 
-No dataset and no training: every variant runs forward on the same random sequence.
+No dataset and no training: every variant runs forward on the same random sequences.
 The script counts each variant's compute (multiplies) and memory (weights, and the
 key/value cache a decoder must keep per token, the number that limits inference), checks
-those counts against closed-form formulas, and then measures quality honestly. GQA and
-MQA are made from an MHA layer by averaging the key/value heads of each group (as in the
-GQA paper). That loses little only when the averaged heads are redundant, so redundancy
-is the variable of the experiment: a sweep of eps, the size of each head's deviation from
-a shared component, from 0 (identical heads) to 1 (independent heads). The baseline is
-the laziest conversion, keeping one head per group: mean pooling has to beat it.
+those counts against closed-form formulas, and then measures quality. GQA and MQA are
+made from an MHA layer by averaging the key/value heads of each group (as in the GQA
+paper). That loses little only when the averaged heads are redundant, so redundancy is
+the variable of the experiment: a sweep of eps, the size of each head's deviation from a
+shared component, from 0 (identical heads) to 1 (independent heads). The baseline is the
+laziest conversion, keeping one head per group: mean pooling has to beat it. MLA, which
+caches as little as MQA, has to beat MQA.
 
 Papers: Vaswani et al. 2017 (scaled dot-product and multi-head attention); Shazeer 2019
 (multi-query attention); Ainslie et al. 2023 (GQA, and converting MHA by mean-pooling);
@@ -36,126 +37,38 @@ D_LATENT = 2 * HEAD_DIM  # MLA latent: 8 floats per token, the same cache as MQA
 SEQ_LEN = 12  # tokens in the sequence: long enough that a window of 4 drops real context
 WINDOW = 4  # sliding window: each query sees itself and the 3 tokens before it
 EPS_SWEEP = (0.0, 0.1, 0.3, 1.0)  # head deviation size: identical, redundant, loose, independent
-# Random layers + inputs averaged per eps; the cosines are means over them. 8 keeps the
-# run near 3 s; findings() weighs what 8 trials can show against their standard error.
-N_TRIALS = 8
-STRESS_SCALE = 1000.0  # inputs scaled so logits reach ~1e6: exp() overflows without max-subtraction
+N_TRIALS = 8  # random layers + inputs per eps; the cosines are means over them (~3 s in all)
 LOWRANK_TOL = 1e-12  # MLA conversion: stop the eigen-iteration when captured energy stalls
 LOWRANK_MAX_ITERS = 500  # ... or after this many rounds (independent heads converge slowest)
 VARIANTS = ("mha", "gqa", "mqa", "swa", "mla")  # swa = sliding-window attention
-# The baseline conversions: GQA and MQA made by keeping ONE head per group (the first)
-# instead of the group's mean. Any conversion that reuses MHA's heads looks good when the
-# heads are nearly identical, so the mean has to beat this to show it buys something.
+# The baselines: GQA and MQA made by keeping ONE head per group (the first) instead of
+# the group's mean. Any conversion looks good when the heads are nearly identical.
 BASELINES = ("gqa_pick", "mqa_pick")
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound), where a bound that is a string
-# names another metric of the same run. The summary prints PASS or MISS for each, and
-# the runtime-budget harness (tests/test_runtime_budget.py) checks this same list.
+# What this file claims, as data: (metric, op, bound, baseline). A target passes when
+# the method's metric meets the bound and the baseline's metric, measured in the same
+# run, misses it. Quality is the cosine between a variant's output and MHA's, averaged
+# over positions and trials. Cost formulas against the multiplies counted, KV-cache
+# sizes and finite outputs at huge logits are invariants: tests/test_microattention.py
+# checks them, and the run prints the counts as measured facts.
 TARGETS = [
-    # Max-subtracted softmax: inputs x 1,000 (logits ~1e6) and the sweep give no NaN/inf.
-    ("nonfinite_outputs", "==", 0),
-    # Redundant heads (eps 0.1): pooled GQA and MQA stay close to MHA ...
-    ("gqa_cos_eps_0.1", ">", 0.95),
-    ("mqa_cos_eps_0.1", ">", 0.95),
-    # ... and closer than keeping one head per group: the mean's squared weight error is
-    # half the kept head's (see keep_one_head), so 1 - cos should be ~2x smaller; 1.5x
-    # leaves room for 8 trials of noise while still failing a conversion no better.
-    ("gqa_pick_loss_ratio_eps_0.1", ">=", 1.5),
-    ("mqa_pick_loss_ratio_eps_0.1", ">=", 1.5),
-    # Less redundancy, less fidelity; pooling all 8 heads never beats pooling 4.
-    ("cos_monotone_violations", "==", 0),
-    ("mqa_above_gqa_count", "==", 0),
-    # MLA caches what MQA caches, yet (Eckart-Young) keeps more of independent heads.
-    ("mla_cos_eps_1", ">", "mqa_cos_eps_1"),
-    # Every closed-form cost equals what the meter counted, for all five variants.
-    ("flops_mismatches", "==", 0),
-    # KV-cache floats per token as the meter saw them stored.
-    ("mla_kv_floats", "<", "mha_kv_floats"),
-    ("mla_kv_floats", "<", "gqa_kv_floats"),
-    ("mha_kv_over_mqa", "==", "n_heads"),
-    ("gqa_kv_over_mqa", "==", "n_kv_heads"),
+    # Loosely redundant heads (eps 0.3): mean-pooled GQA and MQA stay close to MHA, and
+    # keeping one head per group does not: the mean's squared weight error is half the
+    # kept head's (see keep_one_head), so its 1 - cos is about half.
+    ("gqa_cos_eps_0.3", ">=", 0.91, "gqa_pick_cos_eps_0.3"),
+    ("mqa_cos_eps_0.3", ">=", 0.90, "mqa_pick_cos_eps_0.3"),
+    # Independent heads (eps 1): MLA caches what MQA caches (8 floats per token), yet by
+    # Eckart-Young keeps more of the heads (see mha_to_mla); MQA is the baseline.
+    ("mla_cos_eps_1", ">=", 0.45, "mqa_cos_eps_1"),
 ]
 
-# === DATA ===
-# No dataset: everything is synthetic, drawn from the global `random` stream that
-# random.seed(42) fixes at the top. Each trial is a random input sequence x of SEQ_LEN
-# vectors and random
-# weight matrices stored as lists of rows, [rows = outputs][cols = inputs], so that
-# y = W x is one dot product per row (the PyTorch nn.Linear layout).
-#
-# The key and value weights carry the experiment. In a trained model, heads are partly
-# redundant: they look for similar things. We build that in directly. Each MHA key head
-# (and each value head) is a shared component plus a private deviation,
-#     W_k[h] = sqrt(1 - eps^2) * S_k + eps * D_k[h],
-# with S_k and every D_k[h] drawn from the same distribution. eps is the deviation's
-# share of the head (in norm); the sqrt keeps every head the same overall size, so
-# changing eps changes only how alike the heads are, not how peaked attention is.
-# eps = 0: all heads identical. eps = 1: S drops out and the heads are independent.
-# Subtle: S is shared by ALL heads, not drawn afresh for each GQA group. MQA's single
-# group is every head, so with a separate S per group MQA would be averaging unrelated
-# groups and lose badly even at eps = 0; one S lets the sweep isolate redundancy.
-
-
-def random_matrix(rng, n_out, n_in):
-    """An n_out x n_in matrix of N(0, 1/n_in) entries.
-
-    Variance 1/n_in makes each output of W x have variance ~1 when x's entries do, so
-    queries and keys have unit-size entries at every eps and the logits stay moderate.
-    """
-    std = 1.0 / math.sqrt(n_in)
-    return [[rng.gauss(0.0, std) for _ in range(n_in)] for _ in range(n_out)]
-
-
-def draw_trial(rng):
-    """One random layer and input: everything the sweep needs except eps.
-
-    Drawing once per trial and reusing the draws for every eps (common random numbers)
-    means the cosines at different eps differ only because eps differs. main() passes
-    the module `random` itself (seeded 42), the tests their own random.Random(n).
-    """
-    return {
-        "x": [[rng.gauss(0.0, 1.0) for _ in range(D_MODEL)] for _ in range(SEQ_LEN)],
-        "wq": random_matrix(rng, N_HEADS * HEAD_DIM, D_MODEL),  # queries: what am I looking for?
-        "wo": random_matrix(rng, D_MODEL, N_HEADS * HEAD_DIM),  # mixes the heads back into d_model
-        "shared_k": random_matrix(rng, HEAD_DIM, D_MODEL),  # keys: what do I contain? (common part)
-        "shared_v": random_matrix(rng, HEAD_DIM, D_MODEL),  # values: what do I pass on? (common part)
-        "dev_k": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],  # per-head parts
-        "dev_v": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],
-    }
-
-
-def redundant_kv_heads(shared, deviations, eps):
-    """Stack the heads W[h] = sqrt(1 - eps^2) * shared + eps * deviations[h], head after head.
-
-    One head of head_dim 1 per deviation; sqrt(1 - 0.36) = 0.8 and 0.8 + 0.6 * 2 = 2.0:
-
-    >>> [[round(a, 12) for a in row] for row in redundant_kv_heads([[1.0]], [[[0.0]], [[2.0]]], 0.6)]
-    [[0.8], [2.0]]
-    """
-    a = math.sqrt(1.0 - eps * eps)
-    return [[a * s + eps * d for s, d in zip(s_row, d_row)] for dev in deviations for s_row, d_row in zip(shared, dev)]
-
-
-def mha_weights(trial, eps):
-    """The MHA layer of one trial at redundancy eps: wq, wk, wv, wo, each [rows][cols]."""
-    return {
-        "wq": trial["wq"],
-        "wk": redundant_kv_heads(trial["shared_k"], trial["dev_k"], eps),
-        "wv": redundant_kv_heads(trial["shared_v"], trial["dev_v"], eps),
-        "wo": trial["wo"],
-    }
-
-
-# === MODEL ===
+# === ATTENTION ===
 # The building blocks first (dot products that count their multiplies, a stable softmax,
 # the causal mask), then one function per variant, each reading top to bottom.
-#
-# What "FLOPs" means here: the number of MULTIPLIES, all of which happen inside dot
-# products, so it is also the number of multiply-adds. Papers that count an add and a
-# multiply separately report about twice these numbers. The 1/sqrt(d) scaling, the
-# softmax's exps and divisions are per-score elementwise work (a few per query-key pair)
-# and are not counted; this is the usual convention, applied the same way everywhere.
+# "FLOPs" here are MULTIPLIES, all inside dot products, so also multiply-adds (papers
+# that count adds too report about twice these). The 1/sqrt(d) scaling and the softmax's
+# exps and divisions, a few per query-key pair, are not counted, the usual convention.
 
 
 class Meter:
@@ -163,8 +76,7 @@ class Meter:
 
     mults:         multiplies done by the forward pass (every one goes through dot()).
     cached_floats: floats the layer put in its KV cache: what a decoder keeps per token.
-    max_keys:      the most cached tokens any query read: how many tokens of cache
-                   must be held at once (the whole sequence, unless a window evicts).
+    max_keys:      the most cached tokens any query read (the cache held at once).
     """
 
     __slots__ = ("mults", "cached_floats", "max_keys")
@@ -198,9 +110,8 @@ def project(xs, w, meter):
 def softmax(logits):
     """p_i = exp(z_i - max z) / sum_j exp(z_j - max z).
 
-    Subtracting max z cancels in the ratio but keeps every exponent <= 0, so exp()
-    cannot overflow. Subtle: Python's math.exp(1000) does not return inf, it raises
-    OverflowError, so without the subtraction this script would crash at STRESS_SCALE.
+    Subtracting max z cancels in the ratio but keeps every exponent <= 0. Subtle:
+    math.exp(1000) raises OverflowError, so without it logits ~1e3 would crash the run.
 
     >>> softmax([1000.0, 1000.0])
     [0.5, 0.5]
@@ -222,28 +133,26 @@ def attention_mask(seq_len, window=None):
     return [[i - span < j <= i for j in range(seq_len)] for i in range(seq_len)]
 
 
-def attention_weights(q_i, keys, meter):
-    """softmax_j(q_i . k_j / sqrt(d)) over the keys this query may read: sums to 1.
-
-    Dividing by sqrt(d) keeps the logits' variance ~1 whatever the head size, so the
-    softmax is not saturated into a one-hot just because d is large.
-    """
-    scale = 1.0 / math.sqrt(len(q_i))
-    return softmax([dot(q_i, k, meter) * scale for k in keys])
+def mask_picture(mask):
+    """Rows are queries i, columns keys j; 'x' = may attend, '.' = masked."""
+    return ["".join("x" if ok else "." for ok in row) for row in mask]
 
 
 def scaled_dot_product_attention(q, k, v, mask, meter):
-    """One head over a whole sequence: out_i = sum_j w_ij v_j, w_i = attention_weights.
+    """One head over a whole sequence: out_i = sum_j w_ij v_j, w_i = softmax_j(q_i . k_j / sqrt(d)).
 
-    q, k, v are [seq_len][head_dim]. Masked pairs are skipped rather than set to -inf:
-    the result is the same (exp(-inf) = 0) and the multiply count is then the work a
-    real causal or windowed kernel does, not the work of a full square.
+    q, k, v are [seq_len][head_dim]. Dividing by sqrt(d) keeps the logits' variance ~1
+    whatever the head size, so the softmax is not saturated into a one-hot just because
+    d is large. Masked pairs are skipped rather than set to -inf: the result is the same
+    (exp(-inf) = 0) and the multiply count is the work a real causal or windowed kernel
+    does, not the work of a full square.
     """
+    scale = 1.0 / math.sqrt(len(q[0]))
     out = []
     for i, q_i in enumerate(q):
         allowed = [j for j, ok in enumerate(mask[i]) if ok]
         meter.max_keys = max(meter.max_keys, len(allowed))
-        weights = attention_weights(q_i, [k[j] for j in allowed], meter)
+        weights = softmax([dot(q_i, k[j], meter) * scale for j in allowed])
         # out_i[e] = sum_j weights_j * v_j[e]: one dot product per output dimension e
         out.append([dot(weights, [v[j][e] for j in allowed], meter) for e in range(len(v[0]))])
     return out
@@ -286,12 +195,11 @@ def mha(x, w, n_heads, meter, window=None):
 
 
 # --- Grouped-query attention (GQA): MHA with fewer key/value heads ---
-# Two changes from mha(), nothing else: wk and wv have n_kv_heads * head_dim rows instead
-# of n_heads * head_dim, and query head h reads key/value head h // group_size. The
-# cache shrinks by n_heads / n_kv_heads. The attention core (q.k and the weighted sum of
-# v) is unchanged: every query head still scores every allowed key. Beyond the smaller
-# k and v projections, what GQA saves at inference is memory and the bandwidth of
-# reading the cache at every decoding step, not attention arithmetic.
+# Two changes from mha(), nothing else: wk and wv have n_kv_heads * head_dim rows, and
+# query head h reads key/value head h // group_size. The cache shrinks n_heads /
+# n_kv_heads times; the attention core is unchanged (every query head still scores every
+# allowed key), so GQA saves memory and the bandwidth of reading the cache at every
+# decoding step, not attention arithmetic.
 
 
 def gqa(x, w, n_heads, meter, window=None):
@@ -308,16 +216,8 @@ def gqa(x, w, n_heads, meter, window=None):
     return project(merge_heads(heads), w["wo"], meter)
 
 
-# --- Multi-query attention (MQA): GQA with a single key/value head ---
-# One group holding every query head: the smallest possible cache, 2 * head_dim floats
-# per token, shared by all heads.
-
-
-def mqa(x, w, n_heads, meter, window=None):
-    """Causal multi-query attention: gqa() with exactly one key/value head."""
-    if len(w["wk"]) * n_heads != len(w["wq"]):
-        raise ValueError("MQA needs wk with head_dim rows: one key/value head")
-    return gqa(x, w, n_heads, meter, window)
+# Multi-query attention (MQA) is gqa() with a single key/value head: one group holding
+# every query head, the smallest possible cache, 2 * head_dim floats per token.
 
 
 # --- Sliding-window attention (SWA): MHA whose mask also forgets the distant past ---
@@ -325,12 +225,7 @@ def mqa(x, w, n_heads, meter, window=None):
 # bounded by the window instead of growing with position, and a decoder can evict keys
 # older than the window, so its cache stops growing at `window` tokens. The price: a
 # token more than window - 1 back is invisible to this layer (stacked layers see further,
-# one window per layer).
-
-
-def sliding_window_attention(x, w, n_heads, window, meter):
-    """Causal MHA restricted to the last `window` tokens (Mistral pairs this with GQA)."""
-    return mha(x, w, n_heads, meter, window=window)
+# one window per layer). In code it is mha(..., window=WINDOW); Mistral pairs it with GQA.
 
 
 # --- Multi-head latent attention (MLA, DeepSeek-V2): cache a small latent, not k and v ---
@@ -339,12 +234,10 @@ def sliding_window_attention(x, w, n_heads, window, meter):
 #     k_t = W_uk c_t,  v_t = W_uv c_t   (full per-head keys and values, rebuilt on use)
 # Unlike MQA, every head still gets its own keys and values (W_uk and W_uv have a block
 # per head), so the cache is as small as MQA's while the heads stay distinct.
-# This function rebuilds k and v explicitly, which is clearest and is what the multiply
-# count measures. DeepSeek's decode trick: q_h . (W_uk_h c) = (W_uk_h^T q_h) . c, so W_uk
-# can be absorbed into the query side and W_uv into wo, and attention reads c directly.
-# Subtle: real MLA also caches a small extra key carrying RoPE position information
-# (position does not commute with that absorption); this layer has no positions at all,
-# so there is no such key here.
+# mla() rebuilds k and v explicitly, the clearest form. DeepSeek's decode trick:
+# q_h . (W_uk_h c) = (W_uk_h^T q_h) . c, so W_uk is absorbed into the query side and W_uv
+# into wo, and attention reads c directly. Subtle: real MLA also caches a small extra key
+# for RoPE positions (which do not commute with that absorption); this layer has none.
 
 
 def mla(x, w, n_heads, meter, window=None):
@@ -359,7 +252,66 @@ def mla(x, w, n_heads, meter, window=None):
     return project(merge_heads(heads), w["wo"], meter)
 
 
-# --- Converting a trained MHA layer into the cheaper variants ---
+# === THE EXPERIMENT: REDUNDANT HEADS ===
+# No dataset: each trial is a random input sequence x of SEQ_LEN vectors and random
+# weight matrices, stored as lists of rows (the PyTorch nn.Linear layout: y = W x).
+#
+# The key and value weights carry the experiment. In a trained model, heads are partly
+# redundant: they look for similar things. We build that in directly. Each MHA key head
+# (and each value head) is a shared component plus a private deviation,
+#     W_k[h] = sqrt(1 - eps^2) * S_k + eps * D_k[h],
+# with S_k and every D_k[h] drawn from the same distribution. The sqrt keeps every head
+# the same size, so eps changes only how alike the heads are, not how peaked attention
+# is: eps = 0, all heads identical; eps = 1, independent. Subtle: S is shared by ALL
+# heads, not drawn per GQA group; with one S per group MQA would average unrelated groups
+# and lose badly even at eps = 0, and the sweep would not isolate redundancy.
+
+
+def random_matrix(rng, n_out, n_in):
+    """An n_out x n_in matrix of N(0, 1/n_in) entries.
+
+    Variance 1/n_in gives W x unit-size entries when x has them: moderate logits.
+    """
+    std = 1.0 / math.sqrt(n_in)
+    return [[rng.gauss(0.0, std) for _ in range(n_in)] for _ in range(n_out)]
+
+
+def draw_trial(rng):
+    """One random layer and input: everything the sweep needs except eps.
+
+    Drawing once per trial and reusing the draws for every eps (common random numbers)
+    means the cosines at different eps differ only because eps differs.
+    """
+    return {
+        "x": [[rng.gauss(0.0, 1.0) for _ in range(D_MODEL)] for _ in range(SEQ_LEN)],
+        "wq": random_matrix(rng, N_HEADS * HEAD_DIM, D_MODEL),  # queries: what am I looking for?
+        "wo": random_matrix(rng, D_MODEL, N_HEADS * HEAD_DIM),  # mixes the heads back into d_model
+        "shared_k": random_matrix(rng, HEAD_DIM, D_MODEL),  # keys: what do I contain? (common part)
+        "shared_v": random_matrix(rng, HEAD_DIM, D_MODEL),  # values: what do I pass on? (common part)
+        "dev_k": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],  # per-head parts
+        "dev_v": [random_matrix(rng, HEAD_DIM, D_MODEL) for _ in range(N_HEADS)],
+    }
+
+
+def redundant_kv_heads(shared, deviations, eps):
+    """Stack the heads W[h] = sqrt(1 - eps^2) * shared + eps * deviations[h], head after head.
+
+    One head of head_dim 1 per deviation; sqrt(1 - 0.36) = 0.8 and 0.8 + 0.6 * 2 = 2.0:
+
+    >>> [[round(a, 12) for a in row] for row in redundant_kv_heads([[1.0]], [[[0.0]], [[2.0]]], 0.6)]
+    [[0.8], [2.0]]
+    """
+    a = math.sqrt(1.0 - eps * eps)
+    return [[a * s + eps * d for s, d in zip(s_row, d_row)] for dev in deviations for s_row, d_row in zip(shared, dev)]
+
+
+def mha_weights(trial, eps):
+    """The MHA layer of one trial at redundancy eps: wq, wk, wv, wo, each [rows][cols]."""
+    wk, wv = (redundant_kv_heads(trial[f"shared_{n}"], trial[f"dev_{n}"], eps) for n in "kv")
+    return {"wq": trial["wq"], "wk": wk, "wv": wv, "wo": trial["wo"]}
+
+
+# === CONVERTING MHA INTO THE CHEAPER VARIANTS ===
 # GQA paper recipe: the key (and value) projection of a group's shared head is the MEAN
 # of the projections of the heads in that group. Since k = W_k x is linear in W_k, this is
 # the same as averaging those heads' keys. It works when the averaged heads were nearly
@@ -370,10 +322,8 @@ def mla(x, w, n_heads, meter, window=None):
 def mean_pool_kv_heads(w_rows, n_heads, n_kv_heads):
     """Average the rows of the heads in each group: n_heads heads -> n_kv_heads heads.
 
-    Row r of the pooled head g = mean over heads h in group g of row r of head h.
-    math.fsum makes the mean of identical heads exactly that head (so at eps = 0 the
-    pooled variants reproduce MHA bit for bit, and no rounding muddies the comparison).
-    With head_dim 1, four heads into two groups:
+    math.fsum makes the mean of identical heads exactly that head, so at eps = 0 the
+    pooled variants reproduce MHA bit for bit. Head_dim 1, four heads into two groups:
 
     >>> mean_pool_kv_heads([[1.0], [3.0], [5.0], [7.0]], 4, 2)
     [[2.0], [6.0]]
@@ -389,14 +339,27 @@ def mean_pool_kv_heads(w_rows, n_heads, n_kv_heads):
     return pooled
 
 
-def mha_to_gqa(w, n_heads, n_kv_heads):
-    """GQA weights from MHA weights (n_kv_heads = 1 gives MQA); queries and wo are kept."""
-    return {
-        "wq": w["wq"],
-        "wk": mean_pool_kv_heads(w["wk"], n_heads, n_kv_heads),
-        "wv": mean_pool_kv_heads(w["wv"], n_heads, n_kv_heads),
-        "wo": w["wo"],
-    }
+def keep_one_head(w_rows, n_heads, n_kv_heads):
+    """The baseline conversion: each group keeps its FIRST head's rows, drops the rest.
+
+    Why the mean should beat it: with heads W_h = S + eps D_h, the error the mean makes,
+    summed over a group of g heads, is eps^2 * sum_h |D_h - mean D|^2 ~ (g - 1) eps^2
+    sigma^2, while keeping head 0 costs eps^2 * sum_h |D_h - D_0|^2 ~ 2 (g - 1) eps^2
+    sigma^2: twice as much. For small errors 1 - cos grows in proportion to the squared
+    error, so the kept head should lose about twice what the mean loses.
+
+    >>> keep_one_head([[1.0], [3.0], [5.0], [7.0]], 4, 2)
+    [[1.0], [5.0]]
+    """
+    head_dim = len(w_rows) // n_heads
+    group_size = n_heads // n_kv_heads
+    return [list(w_rows[g * group_size * head_dim + r]) for g in range(n_kv_heads) for r in range(head_dim)]
+
+
+def mha_to_gqa(w, n_heads, n_kv_heads, pool=mean_pool_kv_heads):
+    """GQA weights from MHA weights (n_kv_heads = 1 gives MQA); queries and wo are kept.
+    pool=keep_one_head gives the baseline conversion."""
+    return {"wq": w["wq"], "wk": pool(w["wk"], n_heads, n_kv_heads), "wv": pool(w["wv"], n_heads, n_kv_heads), "wo": w["wo"]}
 
 
 # MLA from MHA: stack the key and value projections into one matrix M = [W_k; W_v]
@@ -406,17 +369,12 @@ def mha_to_gqa(w, n_heads, n_kv_heads):
 # (the top right singular vectors of M): W_dkv = U^T and W_up = M U. (Best for inputs x
 # with uncorrelated unit-variance entries, which is what this script feeds the layer.)
 # MQA's pooled heads are ALSO a rank-2*head_dim approximation of M, so with
-# d_latent = 2 * head_dim, MLA's weight error can only be smaller than MQA's. DeepSeek
-# trains MLA from scratch; converting a trained MHA model by such a factorization is an
-# idea later work took up, again followed by fine-tuning.
+# d_latent = 2 * head_dim, MLA's weight error can only be smaller than MQA's. (DeepSeek
+# trains MLA from scratch; later work converts trained MHA models this way, then tunes.)
 
 
 def gram_schmidt(vectors):
-    """Orthonormalize a list of vectors in order (modified Gram-Schmidt).
-
-    >>> gram_schmidt([[3.0, 0.0], [1.0, 2.0]])
-    [[1.0, 0.0], [0.0, 1.0]]
-    """
+    """Orthonormalize a list of vectors in order (modified Gram-Schmidt)."""
     basis = []
     for vec in vectors:
         u = list(vec)
@@ -431,14 +389,10 @@ def gram_schmidt(vectors):
 def top_eigenvectors(sym, r):
     """The r leading eigenvectors of a symmetric positive semi-definite matrix, as rows.
 
-    Orthogonal iteration: multiply r vectors by the matrix and re-orthonormalize, again
-    and again; components along small eigenvalues shrink relative to large ones each
-    round. We stop when the captured energy sum_i u_i^T A u_i stops growing, because
-    the low-rank approximation error is (trace A) - energy: the energy is what we need
-    exactly. Subtle: energy is quadratic in the vectors' error, so when the energy has
-    settled to ~1e-12 the vectors themselves are only good to ~1e-6. The start is a
-    fixed random draw (its own RNG), so the result is deterministic. Each vector's sign
-    is fixed so its largest component is positive.
+    Orthogonal iteration: multiply r vectors by the matrix and re-orthonormalize, until
+    the captured energy sum_i u_i^T A u_i (trace A minus the approximation error) stops
+    growing. The start is a fixed draw of its own RNG and each sign is fixed (largest
+    component positive), so the result is deterministic.
 
     >>> [[round(a, 6) + 0.0 for a in u] for u in top_eigenvectors([[3.0, 0.0], [0.0, 1.0]], 1)]
     [[1.0, 0.0]]
@@ -473,19 +427,9 @@ def mha_to_mla(w, d_latent):
     }
 
 
-# === ANALYSIS ===
-# Costs in closed form, checked against the meter; then quality against MHA.
-
-
-def query_key_pairs(seq_len, span):
-    """Allowed (query, key) pairs of a causal mask whose rows see at most `span` keys:
-    sum_i min(i + 1, span) = span (span + 1) / 2 + (seq_len - span) * span.
-
-    >>> query_key_pairs(4, 4), query_key_pairs(4, 2)  # causal 1+2+3+4; window 1+2+2+2
-    (10, 7)
-    """
-    span = min(span, seq_len)
-    return span * (span + 1) // 2 + (seq_len - span) * span
+# === COSTS ===
+# Each variant's multiplies, weights and KV cache in closed form, set against what the
+# meter counted while the code ran.
 
 
 def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, window):
@@ -498,13 +442,12 @@ def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, win
     d for the weighted sum of v, i.e. 2 * H * d * pairs in total, for EVERY variant:
     GQA/MQA share keys between heads but each query head still does its own scoring.
     KV cache per token: 2 * G * d (k and v), or d_latent for MLA.
-
-    >>> analytic_costs("mqa", 2, 4, 2, 1, 2, 2)["kv_floats_per_token"]
-    4
     """
     head_dim = d_model // n_heads
-    span = window if variant == "swa" else seq_len
-    pairs = query_key_pairs(seq_len, span)
+    # allowed (query, key) pairs when each query sees at most `span` keys:
+    # sum_i min(i + 1, span) = span (span + 1) / 2 + (seq_len - span) span
+    span = min(window if variant == "swa" else seq_len, seq_len)
+    pairs = span * (span + 1) // 2 + (seq_len - span) * span
     hd = n_heads * head_dim
     q_and_o = 2 * d_model * hd  # per token, and the same number of weights
     if variant == "mla":
@@ -520,34 +463,8 @@ def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, win
         "mults": seq_len * (q_and_o + kv_per_token_mults) + 2 * hd * pairs,
         "params": q_and_o + params_kv,
         "kv_floats_per_token": kv_floats,
-        "kv_cache_floats": kv_floats * min(span, seq_len),  # what a decoder holds at the end
+        "kv_cache_floats": kv_floats * span,  # what a decoder holds at the end
     }
-
-
-def count_params(w):
-    """Floats held in the weight matrices.
-
-    >>> count_params({"a": [[1.0, 2.0]], "b": [[3.0], [4.0]]})
-    4
-    """
-    return sum(len(row) for mat in w.values() for row in mat)
-
-
-def keep_one_head(w_rows, n_heads, n_kv_heads):
-    """The baseline conversion: each group keeps its FIRST head's rows, drops the rest.
-
-    Why the mean should beat it: with heads W_h = S + eps D_h, the error the mean makes,
-    summed over a group of g heads, is eps^2 * sum_h |D_h - mean D|^2 ~ (g - 1) eps^2
-    sigma^2, while keeping head 0 costs eps^2 * sum_h |D_h - D_0|^2 ~ 2 (g - 1) eps^2
-    sigma^2: twice as much. For small errors 1 - cos grows in proportion to the squared
-    error, so the kept head should lose about twice what the mean loses.
-
-    >>> keep_one_head([[1.0], [3.0], [5.0], [7.0]], 4, 2)
-    [[1.0], [5.0]]
-    """
-    head_dim = len(w_rows) // n_heads
-    group_size = n_heads // n_kv_heads
-    return [list(w_rows[g * group_size * head_dim + r]) for g in range(n_kv_heads) for r in range(head_dim)]
 
 
 def run_variant(variant, x, mha_w, meter):
@@ -555,11 +472,10 @@ def run_variant(variant, x, mha_w, meter):
     if variant == "mha":
         return mha(x, mha_w, N_HEADS, meter), mha_w
     if variant == "swa":
-        return sliding_window_attention(x, mha_w, N_HEADS, WINDOW, meter), mha_w
+        return mha(x, mha_w, N_HEADS, meter, window=WINDOW), mha_w
     if variant in ("gqa", "mqa", "gqa_pick", "mqa_pick"):
         n_kv = N_KV_HEADS if variant.startswith("gqa") else 1
-        pool = keep_one_head if variant.endswith("_pick") else mean_pool_kv_heads
-        w = {"wq": mha_w["wq"], "wk": pool(mha_w["wk"], N_HEADS, n_kv), "wv": pool(mha_w["wv"], N_HEADS, n_kv), "wo": mha_w["wo"]}
+        w = mha_to_gqa(mha_w, N_HEADS, n_kv, keep_one_head if variant.endswith("_pick") else mean_pool_kv_heads)
         return gqa(x, w, N_HEADS, meter), w
     w = mha_to_mla(mha_w, D_LATENT)
     return mla(x, w, N_HEADS, meter), w
@@ -572,160 +488,82 @@ def measured_costs(variant, x, mha_w):
     per_token = meter.cached_floats / len(x)
     return out, {
         "mults": meter.mults,
-        "params": count_params(w),
+        "params": sum(len(row) for mat in w.values() for row in mat),  # floats in the weights
         "kv_floats_per_token": per_token,
         "kv_cache_floats": per_token * meter.max_keys,
     }
 
 
-def cosine(a, b):
-    """cos(a, b) = a . b / (|a| |b|): 1 = same direction, 0 = unrelated.
+def show_costs(trial):
+    """Formula against meter for every variant: returns (formula costs per variant,
+    meter costs per variant, how many variants' formulas differ from their meter)."""
+    probe = mha_weights(trial, 0.1)
+    formulas, meters = {}, {}
+    print("\ncosts of one forward pass (mults = multiplies = multiply-adds), formula vs meter:")
+    for v in VARIANTS:
+        _, meters[v] = measured_costs(v, trial["x"], probe)
+        formulas[v] = c = analytic_costs(v, SEQ_LEN, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
+        status = "match" if c == meters[v] else f"MISMATCH (meter {meters[v]})"
+        print(
+            f"  {v}: {c['mults']:6,d} mults, {c['params']:5,d} weights, {c['kv_floats_per_token']:3d} kv floats/token,"
+            f" {c['kv_cache_floats']:4d} in the cache at the end  {status}"
+        )
+    mismatches = sum(formulas[v] != meters[v] for v in VARIANTS)
+    print(f"measured fact: {mismatches} of {len(VARIANTS)} variants' counts differ from their formula")
+    return formulas, meters, mismatches
 
-    >>> round(cosine([1.0, 0.0], [1.0, 1.0]), 12) == round(1 / math.sqrt(2), 12)
-    True
-    """
+
+def show_long_context(seq_len=4096):
+    """What the savings look like at a realistic length, from the formulas alone."""
+    print(f"\nat {seq_len:,} tokens (formulas):")
+    for v in ("mha", "swa", "mla"):
+        c = analytic_costs(v, seq_len, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
+        print(f"  {v}: {c['mults']:13,d} mults, KV cache {c['kv_cache_floats']:9,d} floats")
+
+
+# === QUALITY ===
+# How close each cheaper variant's output stays to MHA's, as the heads grow less alike.
+
+
+def cosine(a, b):
+    """cos(a, b) = a . b / (|a| |b|): 1 = same direction, 0 = unrelated."""
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(y * y for y in b))
     return sum(x * y for x, y in zip(a, b)) / (na * nb)
 
 
-def count_nonfinite(rows):
-    """Output entries that are NaN or +-inf.
-
-    >>> count_nonfinite([[1.0, float("nan")], [float("inf"), 2.0]])
-    2
-    """
-    return sum(not math.isfinite(val) for row in rows for val in row)
-
-
-def mean_and_stderr(xs):
-    """The mean of xs and its standard error, sd / sqrt(n): how far the mean of n noisy
-    trials may sit from the mean of infinitely many (about 2 standard errors at most,
-    19 times out of 20).
-
-    >>> mean, stderr = mean_and_stderr([1.0, 2.0, 3.0])  # sd 1, n 3
-    >>> mean, round(stderr, 6)
-    (2.0, 0.57735)
-    """
-    n = len(xs)
-    mean = sum(xs) / n
-    var = sum((x - mean) ** 2 for x in xs) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
 def quality_sweep(trials):
-    """Cosine to MHA per (variant, eps): per trial, and the number of non-finite outputs.
-
-    For each eps and trial: build the MHA layer, convert it, run every variant and both
-    baselines on the trial's input, and compare each output position's vector with
-    MHA's; a trial's cosine is the mean over its positions. One line per eps as it goes.
-    """
+    """Cosine to MHA per (variant, eps), one number per trial: for each eps and trial,
+    build the MHA layer, convert it, run every variant and both baselines on the trial's
+    input; a trial's cosine is the mean over positions of cos(output_t, MHA's output_t)."""
     per_trial = {}
-    nonfinite = 0
-    start = time.perf_counter()
     for eps in EPS_SWEEP:
         for trial in trials:
             mha_w = mha_weights(trial, eps)
             outputs = {v: run_variant(v, trial["x"], mha_w, Meter())[0] for v in VARIANTS + BASELINES}
             for v, out in outputs.items():
-                nonfinite += count_nonfinite(out)
                 cos = sum(cosine(a, b) for a, b in zip(out, outputs["mha"])) / len(out)
                 per_trial.setdefault((v, eps), []).append(cos)
-        means = "  ".join(f"{v} {sum(per_trial[(v, eps)]) / len(trials):.4f}" for v in VARIANTS[1:])
-        print(f"  eps {eps:<3g} | cos to MHA: {means} | {time.perf_counter() - start:4.1f}s", flush=True)
-    return per_trial, nonfinite
+    return per_trial
 
 
-# Why the sliding window's cosine can RISE with eps. One head alone behaves the same at
-# every eps: sqrt(1 - eps^2) S + eps D_h has the same distribution whatever eps is, so on
-# average a window costs each head the same. What eps changes is how the 8 heads' errors
-# line up. At eps 0 every head reads the same keys and values, so a dropped token that
-# mattered hurts every head at once; at eps 1 the heads err independently and their
-# errors average out, so the output's error varies less from position to position. A
-# cosine, capped at 1, loses more to a few large errors than it gains from small ones,
-# so less varied errors mean a higher mean cosine. The effect is small: with 8 trials
-# most of a printed rise can be noise, which is why findings() weighs it against the
-# standard error of the paired (same trial, both eps) difference.
-
-
-def findings(per_trial):
-    """The sentences that interpret the sweep, each computed from the numbers."""
+def show_quality(per_trial):
+    """The sweep as a table (variant x eps), then the sentences that read it, each
+    computed from the numbers. Returns the mean cosine per (variant, eps)."""
     cos = {key: sum(v) / len(v) for key, v in per_trial.items()}
-    top, group = EPS_SWEEP[-1], N_HEADS // N_KV_HEADS
-    lines = []
-    for v, pooled in (("gqa", group), ("mqa", N_HEADS)):
+    top, swa = EPS_SWEEP[-1], [cos[("swa", e)] for e in EPS_SWEEP]
+    print(f"\ncosine to MHA, mean over {N_TRIALS} random layers x {SEQ_LEN} positions (_pick: one head kept per group):")
+    print(f"  {'variant':9}" + "".join(f"{'eps ' + format(e, 'g'):>9}" for e in EPS_SWEEP))
+    for v in VARIANTS + BASELINES:
+        print(f"  {v:9}" + "".join(f"{cos[(v, e)]:9.4f}" for e in EPS_SWEEP))
+    for v, pooled in (("gqa", N_HEADS // N_KV_HEADS), ("mqa", N_HEADS)):
         ratio = (1 - cos[(f"{v}_pick", 0.1)]) / (1 - cos[(v, 0.1)])
-        lines.append(
-            f"{v.upper()} pools {pooled} heads: cos {cos[(v, 0.1)]:.3f} at eps 0.1, {cos[(v, top)]:.3f} at eps {top:g};"
-            f" 1 - cos {ratio:.1f}x below keeping one head"
-        )
-    falls = [e for e in EPS_SWEEP[1:] if cos[("mqa", e)] < cos[("gqa", e)]]
-    lines.append(
-        f"averaging {N_HEADS} heads (MQA) lost more than {group} (GQA) at {len(falls)} of {len(EPS_SWEEP) - 1} eps > 0"
-        + (": wider averages wash out more" if falls == list(EPS_SWEEP[1:]) else "")
-    )
-    mla_gain = cos[("mla", top)] - cos[("mqa", top)]
-    lines.append(
-        f"MLA, caching {D_LATENT} floats/token like MQA: cos {cos[('mla', top)]:.3f} at eps {top:g},"
-        f" {abs(mla_gain):.3f} {'above' if mla_gain > 0 else 'below'} MQA's"
-    )
-    diffs = [b - a for a, b in zip(per_trial[("swa", 0.0)], per_trial[("swa", top)])]
-    change, stderr = mean_and_stderr(diffs)
-    lines.append(
-        f"sliding window: cos {cos[('swa', 0.0)]:.3f} (eps 0) -> {cos[('swa', top)]:.3f} (eps {top:g}): {change:+.3f},"
-        f" {'beyond' if abs(change) > 2 * stderr else 'within'} 2 standard errors ({stderr:.3f})"
-    )
-    lines.append(f"its gap to MHA at every eps is the context beyond {WINDOW} tokens, which it never reads")
-    return lines
-
-
-def mask_picture(mask):
-    """Rows are queries i, columns keys j; 'x' = may attend, '.' = masked.
-
-    >>> mask_picture(attention_mask(3))
-    ['x..', 'xx.', 'xxx']
-    """
-    return ["".join("x" if ok else "." for ok in row) for row in mask]
-
-
-# === HELPERS ===
-# The same small tools in every script of the collection (tests/test_contract.py keeps
-# the copies identical): here, only the PASS/MISS check of the TARGETS table.
-
-
-TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
-
-def check_target(metrics, metric, op, bound):
-    """Evaluate one (metric, op, bound) target against main()'s metrics: (passed, limit).
-
-    A bound that is a string names another metric of the same run; a missing metric
-    fails. The harness calls this same function on the same TARGETS table.
-
-    >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
-    (True, 2.45)
-    >>> check_target({"acc": 0.4}, "acc", ">=", 0.5)
-    (False, 0.5)
-    """
-    value = metrics.get(metric)
-    limit = metrics.get(bound) if isinstance(bound, str) else bound
-    if value is None or limit is None:
-        return False, limit
-    return bool(TARGET_OPS[op](value, limit)), limit
-
-def report_targets(metrics, targets):
-    """Print one PASS/MISS line per target, under a heading; return how many missed."""
-
-    def show(x):
-        return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
-
-    print("\n=== TARGETS ===")
-    missed = 0
-    for metric, op, bound in targets:
-        ok, limit = check_target(metrics, metric, op, bound)
-        missed += not ok
-        against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
-        print(f"{'PASS' if ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})")
-    return missed
+        print(f"{v.upper()} pools {pooled} heads: at eps 0.1 its 1 - cos is {ratio:.1f}x below keeping one head (predicted: 2x)")
+    gain = cos[("mla", top)] - cos[("mqa", top)]
+    print(f"MLA, caching {D_LATENT} floats/token like MQA: cos {cos[('mla', top)]:.3f} at eps {top:g}, {gain:+.3f} over MQA's")
+    print(f"sliding window: cos {min(swa):.3f} to {max(swa):.3f} at every eps: it loses the context beyond {WINDOW} tokens,")
+    print("  which it never reads, whatever the redundancy")
+    return cos
 
 
 def main():
@@ -739,94 +577,82 @@ def main():
     for i, (a, b) in enumerate(zip(causal, window)):
         print(f"  {i:2d} {a}  {i:2d} {b}")
 
-    # --- costs: formulas against the meter, for every variant ---
+    # --- costs: formulas against the meter, for every variant, on the first trial ---
     # The trials come from the global stream that random.seed(42) fixed.
     trials = [draw_trial(random) for _ in range(N_TRIALS)]
-    probe = mha_weights(trials[0], 0.1)
-    costs, meter_costs, flops_mismatches, nonfinite = {}, {}, 0, 0
-    print("\ncosts of one forward pass (mults = multiplies = multiply-adds), formula vs meter:")
-    for v in VARIANTS:
-        out, measured = measured_costs(v, trials[0]["x"], probe)
-        formula = analytic_costs(v, SEQ_LEN, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
-        flops_mismatches += formula != measured
-        nonfinite += count_nonfinite(out)
-        costs[v], meter_costs[v] = formula, measured
-        status = "match" if formula == measured else f"MISMATCH (meter {measured})"
-        print(
-            f"  {v}: {formula['mults']:6,d} mults, {formula['params']:5,d} weights,"
-            f" {formula['kv_floats_per_token']:3d} kv floats/token  {status}"
-        )
-        print(f"       last output position, first 4 dims: {[round(val, 4) for val in out[-1][:4]]}")
-
-    # --- stability: huge inputs make logits ~1e6; max-subtracted softmax must survive ---
-    stress_x = [[val * STRESS_SCALE for val in row] for row in trials[0]["x"]]
-    stress_bad = sum(count_nonfinite(run_variant(v, stress_x, probe, Meter())[0]) for v in VARIANTS)
-    nonfinite += stress_bad
-    print(f"\nstress test, inputs x {STRESS_SCALE:,g}: {stress_bad} non-finite output entries")
+    formulas, meters, flops_mismatches = show_costs(trials[0])
+    show_long_context()
 
     # --- quality: how close is each cheaper variant to MHA, as heads grow less alike ---
-    print(f"\nquality sweep: {N_TRIALS} random layers per eps, cosine to MHA over all {SEQ_LEN} positions")
-    per_trial, sweep_bad = quality_sweep(trials)
-    nonfinite += sweep_bad
-    cos = {key: sum(v) / len(v) for key, v in per_trial.items()}
-    monotone_violations = sum(
-        cos[(v, b)] > cos[(v, a)] for v in ("gqa", "mqa") for a, b in zip(EPS_SWEEP, EPS_SWEEP[1:])
-    )
-    mqa_above_gqa = sum(cos[("mqa", e)] > cos[("gqa", e)] for e in EPS_SWEEP)
-    print()
-    for line in findings(per_trial):
-        print(line)
+    cos = show_quality(quality_sweep(trials))
 
-    # --- what the savings look like at a realistic length (formulas only) ---
-    long_t = 4096
-    long_costs = {v: analytic_costs(v, long_t, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW) for v in VARIANTS}
-    print(f"\nat {long_t:,} tokens (formulas):")
-    for v in ("mha", "swa", "mla"):
-        c = long_costs[v]
-        print(f"  {v}: {c['mults']:13,d} mults, KV cache {c['kv_cache_floats']:9,d} floats")
-
-    seconds = time.perf_counter() - t0
-    # the returned KV numbers are the meter's: what the code stored, not what a formula says
-    kv = {v: int(meter_costs[v]["kv_floats_per_token"]) for v in VARIANTS}
-    print("\n=== SUMMARY ===")
-    cos_heads = "".join(f"{'eps ' + format(e, 'g'):>8}" for e in EPS_SWEEP)
-    print(f"{'variant':9} {'mults':>7} {'weights':>7} {'kv/token':>8} {'kv cache':>8}  cos to MHA at{cos_heads}")
-    for v in VARIANTS + BASELINES:
-        c = costs.get(v)
-        shape = f"{c['mults']:7,d} {c['params']:7,d} {c['kv_floats_per_token']:8d} {c['kv_cache_floats']:8d}" if c else f"{'(baseline: keeps 1 head/group)':>33}"
-        print(f"{v:9} {shape}{'':15}" + "".join(f"{cos[(v, e)]:8.4f}" for e in EPS_SWEEP))
-    pick_ratio = {v: (1 - cos[(f"{v}_pick", 0.1)]) / (1 - cos[(v, 0.1)]) for v in ("gqa", "mqa")}
-    print(f"non-finite outputs    {nonfinite:,}, including the stress test at inputs x {STRESS_SCALE:,g}")
-    print(f"1 - cos at eps 0.1    one kept head / mean: GQA {pick_ratio['gqa']:.2f}x, MQA {pick_ratio['mqa']:.2f}x")
-    print(f"cos rises with eps    {monotone_violations} times over GQA and MQA")
-    print(f"MQA above GQA         at {mqa_above_gqa} of {len(EPS_SWEEP)} eps values")
-    print(f"costs vs meter        {flops_mismatches} of {len(VARIANTS)} variants differ from their formula")
-    print(f"kv floats per token   MHA {kv['mha']}, GQA {kv['gqa']}, MQA {kv['mqa']}, MLA {kv['mla']}")
-    print(f"total time            {seconds:.1f}s")
-    metrics = {
-        "nonfinite_outputs": nonfinite,
-        "cos_monotone_violations": monotone_violations,
-        "mqa_above_gqa_count": mqa_above_gqa,
-        "flops_mismatches": flops_mismatches,
-        "gqa_pick_loss_ratio_eps_0.1": pick_ratio["gqa"],
-        "mqa_pick_loss_ratio_eps_0.1": pick_ratio["mqa"],
-        "mha_kv_floats": kv["mha"],
-        "gqa_kv_floats": kv["gqa"],
-        "mqa_kv_floats": kv["mqa"],
-        "mla_kv_floats": kv["mla"],
-        "mha_kv_over_mqa": kv["mha"] / kv["mqa"],
-        "gqa_kv_over_mqa": kv["gqa"] / kv["mqa"],
-        "n_heads": N_HEADS,
-        "n_kv_heads": N_KV_HEADS,
-        "seconds": seconds,
-    }
+    metrics = {f"{v}_cos_eps_{eps:g}": cos[(v, eps)] for v in VARIANTS + BASELINES for eps in EPS_SWEEP}
     for v in VARIANTS:
-        metrics[f"{v}_mults"] = costs[v]["mults"]
-    for v in VARIANTS + BASELINES:
-        for eps in EPS_SWEEP:
-            metrics[f"{v}_cos_eps_{eps:g}"] = cos[(v, eps)]
+        metrics[f"{v}_mults"] = formulas[v]["mults"]
+        metrics[f"{v}_kv_floats"] = int(meters[v]["kv_floats_per_token"])
+    metrics["flops_mismatches"] = flops_mismatches
+    metrics["seconds"] = time.perf_counter() - t0
+    print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics
+
+
+# === APPENDIX: SHARED MACHINERY ===
+# Identical in every script of the collection (tests/test_contract.py keeps the copies
+# verbatim) and explained in foundational/microgpt.py. Nothing below is about this
+# script's algorithm; a first reading can stop at main().
+
+TARGET_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def check_target(metrics, metric, op, bound):
+    """Does metrics[metric] meet `op bound`? Returns (passed, limit).
+
+    A bound that is a string names another metric of the same run; a missing metric
+    fails. The harness calls this same function on the same TARGETS table, for the
+    method's metric and for its baseline's.
+
+    >>> check_target({"loss": 2.30, "bigram_loss": 2.45}, "loss", "<", "bigram_loss")
+    (True, 2.45)
+    >>> check_target({"acc": 0.4}, "acc", ">=", 0.5)
+    (False, 0.5)
+    """
+    value = metrics.get(metric)
+    limit = metrics.get(bound) if isinstance(bound, str) else bound
+    if value is None or limit is None:
+        return False, limit
+    return bool(TARGET_OPS[op](value, limit)), limit
+
+
+def report_targets(metrics, targets):
+    """Print one line per (metric, op, bound, baseline) target; return how many failed.
+
+    A target passes when the method meets the bound AND the baseline, the simplest
+    method that could plausibly meet it, measured in the same run, misses it: a bound
+    that a trivial method also meets tests nothing.
+
+    >>> report_targets({"loss": 2.3, "bigram": 2.45}, [("loss", "<=", 2.4, "bigram")])
+    <BLANKLINE>
+    === TARGETS: each against a baseline that must miss it ===
+    PASS  loss = 2.3 (target <= 2.4) | baseline bigram = 2.45 misses
+    0
+    """
+
+    def show(x):
+        return f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" if isinstance(x, float) else str(x)
+
+    print("\n=== TARGETS: each against a baseline that must miss it ===")
+    failed = 0
+    for metric, op, bound, baseline in targets:
+        ok, limit = check_target(metrics, metric, op, bound)
+        baseline_ok, _ = check_target(metrics, baseline, op, bound)
+        failed += not ok or baseline_ok
+        against = f"{bound} = {show(limit)}" if isinstance(bound, str) else show(bound)
+        print(
+            f"{'PASS' if ok and not baseline_ok else 'MISS'}  {metric} = {show(metrics.get(metric))} (target {op} {against})"
+            f" | baseline {baseline} = {show(metrics.get(baseline))} {'meets it too' if baseline_ok else 'misses'}"
+        )
+    return failed
 
 
 if __name__ == "__main__":

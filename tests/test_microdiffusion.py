@@ -1,6 +1,7 @@
 """Tests for foundational/microdiffusion.py: the schedule, the forward process, the
 timestep embedding, the MLP's hand-derived gradients against central finite
-differences, Adam, and the sampler with a perfect noise oracle. No training; a few seconds."""
+differences, Adam, the sampler with a perfect noise oracle, and the two closed-form
+denoisers (linear and optimal) against brute force. No training; a few seconds."""
 
 import math
 import random
@@ -45,6 +46,8 @@ def test_time_embedding_on_known_inputs():
     emb = md.time_embedding(7, 8, 100.0)
     freqs = [1.0, 100 ** -0.25, 100 ** -0.5, 100 ** -0.75]
     assert emb == pytest.approx([math.sin(7 * w) for w in freqs] + [math.cos(7 * w) for w in freqs], rel=1e-12)
+    # the slowest period, 2 pi / 100^(-3/4) = 199 steps, is longer than the chain
+    assert 198 < 2 * math.pi / freqs[-1] < 200 and 2 * math.pi / freqs[-1] > md.NUM_TIMESTEPS
     # every timestep gets a different vector
     vecs = [tuple(round(v, 6) for v in md.time_embedding(t)) for t in range(md.NUM_TIMESTEPS)]
     assert len(set(vecs)) == md.NUM_TIMESTEPS
@@ -95,7 +98,7 @@ def test_adam_training_lowers_the_loss_on_a_fixed_batch():
     params = md.init_params(rng)
     _, alpha_bars = md.make_schedule()
     batch = md.make_batch([(rng.gauss(0, 1), rng.gauss(0, 1)) for _ in range(50)], alpha_bars, rng, 32)
-    state = md.adam_state(params)
+    state = {}
     before = md.batch_loss_and_grads(params, batch)[0]
     for step in range(50):
         _, grads = md.batch_loss_and_grads(params, batch)
@@ -129,19 +132,10 @@ def test_sampler_with_a_zero_oracle_is_not_the_data():
     assert max(abs(x - 1.3) for x, _ in samples) > 0.5
 
 
-def test_nearest_neighbour_distance_and_matched_gaussian():
-    rng = random.Random(5)
-    pts = md.make_spiral(2000, rng)
-    gauss = md.matched_gaussian(pts, 4000, random.Random(6))
-    (mx, my), (vx, vy), cxy = md.moments(pts)
-    (gx, gy), (gvx, gvy), gcxy = md.moments(gauss)
-    assert abs(gx - mx) < 0.05 and abs(gy - my) < 0.05
-    assert gvx == pytest.approx(vx, rel=0.1) and gvy == pytest.approx(vy, rel=0.1)
-    assert gcxy == pytest.approx(cxy, abs=0.05)
-    held = md.make_spiral(300, rng)
-    # real points sit on the spiral; the Gaussian falls between its arms
-    assert md.mean_nn_distance(gauss[:300], pts) > 3 * md.mean_nn_distance(held, pts)
+def test_nearest_neighbour_distance():
+    pts = md.make_spiral(200, random.Random(5))
     assert md.mean_nn_distance(pts[:10], pts) == 0.0
+    assert md.mean_nn_distance([(0.0, 0.0)], [(3.0, 4.0), (6.0, 8.0)]) == 5.0
 
 
 def test_scatter_panels_puts_points_in_the_right_cells():
@@ -150,3 +144,78 @@ def test_scatter_panels_puts_points_in_the_right_cells():
     # top-left of the first panel, bottom-right of the second
     assert grid[0][7] == "@" and grid[-1].rstrip().endswith("@|")
     assert all(len(line) < 100 for line in lines)
+
+
+def test_linear_denoiser_is_the_least_squares_linear_fit_at_every_t():
+    """E[eps | x_t] for Gaussian data is the best linear predictor for any data with the
+    same mean and covariance: on many (x_t, eps) pairs from the spiral it must match the
+    least-squares affine fit of eps on x_t, computed here by solving the normal equations."""
+    rng = random.Random(7)
+    pts = md.make_spiral(4000, rng)
+    _, alpha_bars = md.make_schedule()
+    predict = md.linear_denoiser(pts, alpha_bars)
+    for t in (2, 10, 30):
+        pairs = []
+        for x0 in pts:
+            eps = (rng.gauss(0, 1), rng.gauss(0, 1))
+            pairs.append((md.q_sample(x0, t, eps, alpha_bars), eps))
+        closed = sum(0.5 * sum((p - e) ** 2 for p, e in zip(predict(x, t), eps)) for x, eps in pairs) / len(pairs)
+        # least squares: eps ~ A x + c, with 3x3 normal equations per output coordinate
+        feats = [(x[0], x[1], 1.0) for x, _ in pairs]
+        gram = [[sum(f[i] * f[j] for f in feats) for j in range(3)] for i in range(3)]
+        fitted = 0.0
+        for d in range(2):
+            rhs = [sum(f[i] * e[d] for f, (_, e) in zip(feats, pairs)) for i in range(3)]
+            w = solve3(gram, rhs)
+            fitted += sum((sum(wi * fi for wi, fi in zip(w, f)) - e[d]) ** 2 for f, (_, e) in zip(feats, pairs))
+        fitted *= 0.5 / len(pairs)
+        # the fit uses the same pairs it is scored on, so it can only be a little lower
+        assert fitted <= closed + 1e-9 and closed - fitted < 0.01, (t, closed, fitted)
+
+
+def solve3(a, b):
+    """Gaussian elimination for a 3x3 system (test helper)."""
+    m = [row[:] + [v] for row, v in zip(a, b)]
+    for i in range(3):
+        piv = max(range(i, 3), key=lambda r: abs(m[r][i]))
+        m[i], m[piv] = m[piv], m[i]
+        for r in range(3):
+            if r != i:
+                f = m[r][i] / m[i][i]
+                m[r] = [x - f * y for x, y in zip(m[r], m[i])]
+    return [m[i][3] / m[i][i] for i in range(3)]
+
+
+def test_optimal_denoiser_is_the_posterior_over_the_training_points():
+    """With two training points, E[x_0 | x_t] weighs them by their Gaussian likelihoods."""
+    _, alpha_bars = md.make_schedule()
+    pts = [(1.0, 0.0), (-1.0, 0.5)]
+    x, t = (0.3, 0.1), 20
+    a, s2 = math.sqrt(alpha_bars[t]), 1 - alpha_bars[t]
+    w = [math.exp(-((x[0] - a * p[0]) ** 2 + (x[1] - a * p[1]) ** 2) / (2 * s2)) for p in pts]
+    ex = [(w[0] * pts[0][d] + w[1] * pts[1][d]) / sum(w) for d in range(2)]
+    expected = [(x[d] - a * ex[d]) / math.sqrt(s2) for d in range(2)]
+    assert md.optimal_denoiser(pts, alpha_bars)(x, t) == pytest.approx(expected, rel=1e-12)
+    # and it denoises a point on a training point's exact path back to that point's noise
+    eps = (0.4, -0.7)
+    x_t = md.q_sample(pts[0], 3, eps, alpha_bars)
+    assert md.optimal_denoiser(pts, alpha_bars)(x_t, 3) == pytest.approx(list(eps), abs=1e-6)
+
+
+def test_sampling_with_the_linear_denoiser_draws_the_matched_gaussian():
+    """On a spiral the linear denoiser's samples have the data's moments but miss its shape."""
+    rng = random.Random(8)
+    pts = md.make_spiral(2000, rng)
+    betas, alpha_bars = md.make_schedule()
+    samples, _ = md.sample(md.linear_denoiser(pts, alpha_bars), 2000, betas, alpha_bars, random.Random(9))
+    (mx, my), (vx, vy), cxy = md.moments(pts)
+    (sx, sy), (svx, svy), scxy = md.moments(samples)
+    assert abs(sx - mx) < 0.1 and abs(sy - my) < 0.1
+    assert svx == pytest.approx(vx, rel=0.15) and svy == pytest.approx(vy, rel=0.15)
+    held = md.make_spiral(300, rng)
+    assert md.mean_nn_distance(samples[:300], pts) > 3 * md.mean_nn_distance(held, pts)
+
+
+def test_noise_losses_are_per_coordinate_halves_of_squared_error():
+    losses = md.noise_losses(lambda x, t: [1.0, -1.0], [((0.0, 0.0), 0, (0.0, 0.0)), ((0.0, 0.0), 1, (1.0, 1.0))])
+    assert losses == [1.0, 2.0]

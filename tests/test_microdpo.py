@@ -1,5 +1,6 @@
 """Fast tests for alignment/microdpo.py: the new fused log_sigmoid, the DPO loss and its
-gradient, sequence log-probabilities, the KL estimate and the preference pairs.
+gradient (and its value ln 2 at the start, when the policy is the reference), sequence
+log-probabilities, the KL estimate, the two methods' batch losses and the preference pairs.
 
 microgpt's Value class and fused ops are copied verbatim (tests/test_contract.py holds
 that) and tested in tests/test_microgpt.py; only what DPO adds is tested here.
@@ -117,9 +118,35 @@ def test_frozen_reference_does_not_move_when_the_policy_trains(model):
     assert [p.data for p in microdpo.flatten(ref)] == before
 
 
-def test_pairs_prefer_vowel_endings():
-    names = ["emma", "liam", "zoe", "jack", "amy", "noah"]
-    docs = [[BOS] + [ord(c) - 97 for c in n] + [BOS] for n in names]
-    vowel_ids = {ord(c) - 97 for c in "aeiouy"}
-    for w, l in microdpo.make_pairs(names, docs, 50, random.Random(0)):
-        assert w[-2] in vowel_ids and l[-2] not in vowel_ids
+def test_pairs_prefer_the_shorter_sample_and_carry_its_reference_logprob(model):
+    ref = microdpo.frozen_copy(model)
+    pairs, ref_logps = microdpo.preference_pairs(ref, BOS, 20, random.Random(0), lambda t: -microdpo.letters(t, BOS))
+    assert len(pairs) == 20
+    for (w, l), (rw, rl) in zip(pairs, ref_logps):
+        assert microdpo.letters(w, BOS) < microdpo.letters(l, BOS)  # shorter chosen, no ties
+        assert rel_err(rw, sequence_logprob(w, ref).data) < 1e-12 and rel_err(rl, sequence_logprob(l, ref).data) < 1e-12
+
+
+def test_batch_losses_of_the_two_methods(model):
+    w1, l1, w2, l2 = [BOS, 0, BOS], [BOS, 1, 2, BOS], [BOS, 4, 12, BOS], [BOS, 11, 8, 0, BOS]
+    batch = [(w1, l1), (w2, l2)]
+    ref_logps = [(-3.0, -7.0), (-6.5, -9.0)]
+    # Preferred-FT: microgpt's mean cross-entropy of the chosen names only
+    pft = microdpo.batch_loss(model, batch, ref_logps, None).data
+    assert rel_err(pft, (microdpo.name_loss(w1, model)[0].data + microdpo.name_loss(w2, model)[0].data) / 2) < 1e-12
+    # DPO: the mean of dpo_loss over the pairs
+    dpo = microdpo.batch_loss(model, batch, ref_logps, 0.5).data
+    each = [dpo_loss(sequence_logprob(w, model), sequence_logprob(l, model), rw, rl, 0.5).data for (w, l), (rw, rl) in zip(batch, ref_logps)]
+    assert rel_err(dpo, sum(each) / 2) < 1e-12
+
+
+def test_heldout_split_separates_what_the_preference_favours():
+    docs = [[BOS] + [1] * n + [BOS] for n in (2, 7, 4, 5, 3, 9)]
+    favoured, rest = microdpo.split_heldout(docs, lambda t: microdpo.letters(t, BOS) <= 4)
+    assert [len(d) - 2 for d in favoured] == [2, 4, 3] and [len(d) - 2 for d in rest] == [7, 5, 9]
+
+
+def test_vowel_pairs_choose_the_vowel_ending(model):
+    judge = lambda t: microdpo.ends_in_vowel(t, BOS)  # noqa: E731
+    pairs, _ = microdpo.preference_pairs(microdpo.frozen_copy(model), BOS, 10, random.Random(1), judge)
+    assert all(judge(w) and not judge(l) for w, l in pairs)

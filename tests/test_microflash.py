@@ -1,9 +1,10 @@
 """Fast tests for systems/microflash.py: the online softmax, flash against standard attention
 and against a direct reference, causal block skipping, and the memory counters against
-closed-form counts.
+closed-form counts, including Theorem 2's constant as the script derives it.
 
-The sweep itself (every N, block size and mask) is asserted by the runtime-budget harness
-through the script's TARGETS; here each piece is checked on small sizes.
+These are the invariants the script prints as measured facts; its TARGETS (Theorem 2's
+constant, the traffic against square tiles) are asserted by the runtime-budget harness.
+Here each piece is checked on small sizes.
 """
 
 import math
@@ -61,7 +62,7 @@ def test_online_softmax_when_the_max_arrives_last():
 @pytest.mark.parametrize("causal", [False, True])
 def test_single_block_flash_equals_standard_and_the_reference(causal):
     n, d = 10, 4
-    qkv = mf.random_qkv(n, d, seed=1)
+    qkv = mf.random_qkv(n, d, random.Random(1))
     flash, fl, skipped = mf.run(mf.flash_attention, qkv, n, n, causal)
     standard, _, _ = mf.run(mf.standard_attention, qkv, n, n, causal)
     ref = attention_ref(*qkv, causal)
@@ -74,9 +75,23 @@ def test_single_block_flash_equals_standard_and_the_reference(causal):
 @pytest.mark.parametrize("causal", [False, True])
 def test_ragged_blocks_give_exact_attention(n, bc, causal):
     d = 4
-    qkv = mf.random_qkv(n, d, seed=n + bc)
+    qkv = mf.random_qkv(n, d, random.Random(n + bc))
     flash, _, _ = mf.run(mf.flash_attention, qkv, mf.query_block(bc, d), bc, causal)
     assert mf.max_abs_diff(flash, attention_ref(*qkv, causal)) < 1e-14
+
+
+def expected_skips(n, br, bc):
+    """Tiles in which every (query r, key c) pair is masked (c > r), found pair by pair.
+
+    This does not reuse the script's one inequality (c0 >= r1): it checks every pair of
+    every tile, so an off-by-one in that shortcut (skipping too few tiles, which the
+    exactness check would not notice) shows up as a mismatch.
+    """
+    return sum(
+        not any(c <= r for r in range(r0, r1) for c in range(c0, c1))
+        for r0, r1 in mf.blocks(n, br)
+        for c0, c1 in mf.blocks(n, bc)
+    )
 
 
 # Skippable tiles counted by hand (a tile is skippable when its first key c0 >= its row end r1):
@@ -84,9 +99,9 @@ def test_ragged_blocks_give_exact_attention(n, bc, causal):
 # rows ending 8, 16, 24, 30 x keys from 0, 5, ..., 25: 4 + 2 + 1 + 0; rows ending 8..32 x key 32.
 @pytest.mark.parametrize("n,br,bc,hand", [(16, 4, 4, 6), (16, 8, 12, 1), (30, 8, 5, 7), (64, 8, 32, 4)])
 def test_causal_skips_exactly_the_tiles_above_the_diagonal(n, br, bc, hand):
-    qkv = mf.random_qkv(n, 4, seed=0)
+    qkv = mf.random_qkv(n, 4, random.Random(0))
     _, mach, skipped = mf.run(mf.flash_attention, qkv, br, bc, causal=True)
-    assert skipped == mf.expected_skips(n, br, bc) == hand
+    assert skipped == expected_skips(n, br, bc) == hand
     _, full, _ = mf.run(mf.flash_attention, qkv, br, bc, causal=False)
     # a skipped tile loads nothing: Q_i, O_i (d floats per row each) and l_i, m_i (1 each)
     tiles_rows = sum(r1 - r0 for r0, r1 in mf.blocks(n, br) for c0, _ in mf.blocks(n, bc) if c0 >= r1)
@@ -95,7 +110,7 @@ def test_causal_skips_exactly_the_tiles_above_the_diagonal(n, br, bc, hand):
 
 def test_traffic_and_multiplies_match_the_closed_forms():
     n, d, br, bc = 32, 4, 4, 8
-    qkv = mf.random_qkv(n, d, seed=3)
+    qkv = mf.random_qkv(n, d, random.Random(3))
     tr, tc = n // br, n // bc
     _, std, _ = mf.run(mf.standard_attention, qkv, br, bc, causal=False)
     # Q once, K once per query block, S and P once each (N^2), V once per query block
@@ -114,10 +129,10 @@ def test_traffic_and_multiplies_match_the_closed_forms():
 @pytest.mark.parametrize("n", [16, 32, 64])
 def test_fast_memory_peak_is_the_budget_and_everything_is_released(n):
     br, bc, d = 8, 16, 4
-    _, fl, _ = mf.run(mf.flash_attention, mf.random_qkv(n, d, seed=n), br, bc, causal=False)
+    _, fl, _ = mf.run(mf.flash_attention, mf.random_qkv(n, d, random.Random(n)), br, bc, causal=False)
     assert fl.fast_peak == mf.fast_need(br, bc, d)  # the same at every n
     assert fl.fast_now == 0
-    _, std, _ = mf.run(mf.standard_attention, mf.random_qkv(n, d, seed=n), br, bc, causal=False)
+    _, std, _ = mf.run(mf.standard_attention, mf.random_qkv(n, d, random.Random(n)), br, bc, causal=False)
     assert std.fast_now == 0
     assert std.fast_peak == max(br * d + bc * d + br * bc, n, br * d + br * bc + bc * d)
 
@@ -131,3 +146,52 @@ def test_machine_counts_stores_and_block_map_marks_the_diagonal():
     picture = mf.block_map(12, 4, 4)
     assert [row.count(".") for row in picture] == [2, 1, 0]
     assert all(row[i] == "/" for i, row in enumerate(picture))
+
+
+def theorem2_traffic(n, d, bc, causal):
+    """Flash's traffic as FLASH ATTENTION derives it: (3d + 4) floats per row per K/V
+    block it serves, plus K and V read once and O, l, m initialised (3Nd + 2N)."""
+    rows = sum(n - c0 if causal else n for c0, _ in mf.blocks(n, bc))
+    return (3 * d + 4) * rows + 3 * n * d + 2 * n
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_traffic_is_theorem_2s_count_and_tends_to_its_constant(causal):
+    n, d, m = 64, 8, 1024
+    bc = m // (4 * d)
+    _, fl, _ = mf.run(mf.flash_attention, mf.random_qkv(n, d, random.Random(5)), mf.query_block(bc, d), bc, causal)
+    assert mf.traffic(fl) == theorem2_traffic(n, d, bc, causal)
+    # the constant: 12 + 16/d, half of it when the masked half of the tiles is skipped;
+    # the lower-order 3Nd + 2N keeps every finite N above it, and it fades as N grows
+    constant = mf.flash_asymptote(d) / (2 if causal else 1)
+    assert mf.flash_asymptote(d) == 14.0
+    assert mf.traffic(fl) / (n * n * d * d / m) > constant
+    big = 2**20
+    assert 0 < theorem2_traffic(big, d, bc, causal) / (big * big * d * d / m) - constant < 1e-3
+
+
+def test_standard_traffic_tends_to_6_and_causal_standard_skips_nothing():
+    n, d, br, bc = 32, 4, 4, 16
+    qkv = mf.random_qkv(n, d, random.Random(6))
+    _, full, _ = mf.run(mf.standard_attention, qkv, br, bc, causal=False)
+    _, causal, _ = mf.run(mf.standard_attention, qkv, br, bc, causal=True)
+    assert mf.traffic(full) == mf.traffic(causal) == 4 * n * n + 2 * n * n * d // br + 2 * n * d
+    assert mf.standard_asymptote(d, br) == 6.0
+    # the limit of flash over standard for square tiles, (3d + 4) / (6d), is above 1/2
+    assert all(mf.flash_over_standard(d, d, d) > 0.5 for d in (2, 8, 64, 128))
+
+
+def test_standard_fast_peak_grows_with_n_once_a_row_outgrows_the_tile():
+    # kernel 1's tile here is Br d + Bc d + Br Bc = 12 floats; the softmax row is n
+    for n, peak in [(8, 12), (16, 16), (24, 24)]:
+        _, std, _ = mf.run(mf.standard_attention, mf.random_qkv(n, 2, random.Random(n)), 2, 2, causal=False)
+        assert std.fast_peak == peak
+
+
+@pytest.mark.parametrize("n", [17, 32])
+def test_causal_skips_match_the_pair_by_pair_count_at_every_block_size(n):
+    qkv = mf.random_qkv(n, 4, random.Random(n))
+    for bc in mf.BLOCK_SWEEP:
+        br = mf.query_block(bc, 4)
+        _, _, skipped = mf.run(mf.flash_attention, qkv, br, bc, causal=True)
+        assert skipped == expected_skips(n, br, bc)

@@ -1,6 +1,8 @@
 """Fast tests for systems/microkv.py: the float decoder against microgpt's Value forward,
 cached attention against full recomputation, the multiply counter on a hand-sized
-example, and the paged cache's allocation, freeing, reuse and block-table lookups.
+example and against its closed form, the paged cache's allocation, freeing, reuse and
+block-table lookups, and block sharing: reference counts, copy-on-write, and the saving
+derived in the script against the blocks actually held.
 
 The Value class and the fused operations are microgpt's verbatim (tests/test_contract.py
 checks the text; tests/test_microgpt.py checks their gradients). The trained model's
@@ -16,12 +18,16 @@ import microkv as kv
 BOS = 26
 
 
+def max_abs_diff(xs, ys):
+    return max(abs(x - y) for x, y in zip(xs, ys))
+
+
 @pytest.fixture(scope="module")
 def model():
     """Random (untrained) weights: caching must be exact for any weights, trained or not."""
     random.seed(0)
     params = kv.init_params(27)
-    return params, kv.export_weights(params)
+    return params, {name: [[p.data for p in row] for row in mat] for name, mat in params.items()}
 
 
 def test_float_forward_equals_the_value_model(model):
@@ -32,7 +38,7 @@ def test_float_forward_equals_the_value_model(model):
     for pos, tok in enumerate(tokens):
         ref = [z.data for z in kv.gpt(tok, pos, keys, values, params)]
         ours = kv.forward([tok], pos, cache, W, kv.Meter())
-        assert kv.max_abs_diff(ref, ours) <= 1e-12
+        assert max_abs_diff(ref, ours) <= 1e-12
 
 
 def test_cached_attention_at_each_position_equals_full_recomputation(model):
@@ -43,13 +49,13 @@ def test_cached_attention_at_each_position_equals_full_recomputation(model):
     for pos in range(len(tokens)):
         cached = kv.forward(tokens[pos : pos + 1], pos, cache, W, kv.Meter())
         full = kv.forward(tokens[: pos + 1], 0, kv.KVCache(), W, kv.Meter())
-        assert kv.max_abs_diff(cached, full) <= 1e-12
+        assert max_abs_diff(cached, full) <= 1e-12
         assert cache.floats() == kv.cache_formula(pos + 1)
     # a prefill of any split point continues exactly like token-by-token decoding
     split = kv.KVCache()
     kv.forward(tokens[:5], 0, split, W, kv.Meter())
     last = kv.forward(tokens[5:], 5, split, W, kv.Meter())
-    assert kv.max_abs_diff(last, cached) <= 1e-12
+    assert max_abs_diff(last, cached) <= 1e-12
 
 
 def test_multiply_counter_on_a_hand_sized_example():
@@ -76,7 +82,8 @@ def test_forward_counts_match_the_closed_form(model, new, start):
     m = kv.Meter()
     kv.forward([1] * new, start, cache, W, m)
     assert m.mults == forward_mults(new, start)
-    assert m.cache_reads == kv.N_LAYER * 2 * (start + new) * kv.N_EMBD
+    # every weight matrix once, plus one row of wte and of wpe per token
+    assert m.weight_reads == kv.N_LAYER * 12 * kv.N_EMBD**2 + 27 * kv.N_EMBD + 2 * new * kv.N_EMBD
 
 
 def test_generation_with_and_without_cache_is_identical_and_costs_diverge(model):
@@ -84,7 +91,7 @@ def test_generation_with_and_without_cache_is_identical_and_costs_diverge(model)
     tok_u, log_u, met_u, _ = kv.generate(W, BOS, 5, cached=False, allow_bos=False)
     tok_c, log_c, met_c, floats = kv.generate(W, BOS, 5, cached=True, allow_bos=False)
     assert tok_u == tok_c and len(tok_c) == kv.BLOCK_SIZE + 1 and BOS not in tok_c[1:]
-    assert max(kv.max_abs_diff(x, y) for x, y in zip(log_u, log_c)) <= 1e-12
+    assert max(max_abs_diff(x, y) for x, y in zip(log_u, log_c)) <= 1e-12
     # without the cache step t reruns t+1 positions; with it, one
     assert [m.mults for m in met_u] == [forward_mults(t + 1, 0) for t in range(16)]
     assert [m.mults for m in met_c] == [forward_mults(1, t) for t in range(16)]
@@ -129,3 +136,70 @@ def test_serving_through_the_pool_matches_decoding_alone(model, monkeypatch):
     for r in rounds:
         assert 0 <= r["paged"] - r["used"] < r["live"] * 2  # under one block per live sequence
         assert r["contiguous"] == r["live"] * kv.BLOCK_SIZE
+
+
+def test_fork_shares_blocks_and_copy_on_write_keeps_the_original_intact():
+    pool = kv.BlockPool(6, 2)
+    parent = kv.PagedCache(pool)
+    for layer in range(kv.N_LAYER):
+        for p in range(3):  # positions 0-2: block 0 full, block 1 half full
+            parent.append(layer, [float(p + 10 * layer)], [0.0])
+    child = parent.fork()
+    assert child.block_table == parent.block_table == [0, 1] and pool.refs[:2] == [2, 2] and pool.in_use == 2
+    for layer in range(kv.N_LAYER):  # the child writes position 3, into the shared block 1
+        child.append(layer, [99.0], [0.0])
+    assert child.block_table == [0, 2] and pool.copies == 1 and pool.refs[:3] == [2, 1, 1]
+    for layer in range(kv.N_LAYER):
+        assert [k[0] for k in child.keys(layer)] == [10.0 * layer, 10.0 * layer + 1, 10.0 * layer + 2, 99.0]
+        assert [k[0] for k in parent.keys(layer)] == [10.0 * layer, 10.0 * layer + 1, 10.0 * layer + 2]
+    for layer in range(kv.N_LAYER):  # the parent is now block 1's only holder: it writes in place
+        parent.append(layer, [7.0], [0.0])
+    assert parent.block_table == [0, 1] and pool.copies == 1
+    pool.release(child.block_table)
+    assert pool.refs[:3] == [1, 1, 0] and pool.in_use == 2 and pool.free[-1] == 2
+    pool.release(parent.block_table)
+    assert pool.in_use == 0 and sorted(pool.free) == list(range(6))
+
+
+@pytest.mark.parametrize("page_size", [2, 4, 8])
+def test_shared_samples_equal_unshared_ones_and_hold_the_derived_blocks(model, page_size):
+    _, W = model
+    prompt = [BOS, 12, 0, 17, 8]  # P = 5
+    names_u, pool_u, mults_u = kv.sample_prompt(W, BOS, prompt, page_size, shared=False)
+    names_s, pool_s, mults_s = kv.sample_prompt(W, BOS, prompt, page_size, shared=True)
+    assert names_u == names_s and mults_u == kv.NUM_SAMPLES * mults_s
+    n, p = kv.NUM_SAMPLES, len(prompt)
+    # unshared: every sample holds ceil(length / B) blocks of its own
+    assert pool_u.in_use == sum(-(-(len(t) - 1) // page_size) for t in names_u)
+    k = sum(len(t) == p + 1 for t in names_s)  # samples that never wrote past the prompt
+    saved = (n - 1) * (p // page_size) + (max(k - 1, 0) if p % page_size else 0)
+    assert pool_u.in_use - pool_s.in_use == saved
+    # the partial prompt block is copied by every writer but the last holder
+    writers = n - k
+    assert pool_s.copies == ((writers - 1 if k == 0 else writers) if p % page_size else 0)
+
+
+@pytest.mark.parametrize("stoppers", [0, 1, 3, 8])
+def test_samples_that_stop_at_once_keep_sharing_the_partial_block(model, monkeypatch, stoppers):
+    """The k term of the derived saving: samples whose first token is BOS never write,
+    so the partial prompt block stays shared by them (k - 1 blocks saved when k > 1)."""
+    _, W = model
+    prompt, page = [BOS, 12, 0, 17, 8], 4  # P = 5: one full block and a partial one
+    real, first_calls = kv.sample_token, []
+
+    def first_token_bos_for_some(seq, logits, bos):
+        if len(seq.tokens) == len(prompt):  # the first draw after the prompt
+            first_calls.append(seq)
+            # in each call of sample_prompt, the first `stoppers` samples end at once
+            if (len(first_calls) - 1) % kv.NUM_SAMPLES < stoppers:
+                seq.tokens.append(bos)
+                seq.done = True
+                return
+        real(seq, logits, bos)
+
+    monkeypatch.setattr(kv, "sample_token", first_token_bos_for_some)
+    names_u, pool_u, _ = kv.sample_prompt(W, BOS, prompt, page, shared=False)
+    names_s, pool_s, _ = kv.sample_prompt(W, BOS, prompt, page, shared=True)
+    k = sum(len(t) == len(prompt) + 1 for t in names_s)
+    assert names_u == names_s and k == stoppers
+    assert pool_u.in_use - pool_s.in_use == (kv.NUM_SAMPLES - 1) + max(k - 1, 0)

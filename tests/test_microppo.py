@@ -1,6 +1,7 @@
-"""Fast tests for alignment/microppo.py: Value.clip, the clipped surrogate (including the
-cases where clipping removes the gradient), the reward model's hand-derived gradients
-and ranking loss, the value baseline's gradient, and the KL estimate.
+"""Fast tests for alignment/microppo.py: the clip op, the clipped surrogate (including the
+cases where clipping removes the gradient), GAE, the reward head's hand-derived gradient
+and ranking loss, the value baseline's gradient, the reference pass (per-token log-probs
+and the trunk's hidden state), and one PPO step.
 
 microgpt's Value class and fused ops are copied verbatim (tests/test_contract.py holds
 that) and tested in tests/test_microgpt.py; only what PPO adds is tested here.
@@ -13,14 +14,24 @@ import pytest
 
 import microppo
 from gradcheck import central_difference, check_grads, rel_err
-from microppo import Value, clipped_surrogate, ranking_loss, rm_backward, rm_forward
+from microppo import Value, clip, clipped_surrogate, gae, head_loss, ranking_loss
 
 VOCAB, BOS = 27, 26
 
 
+@pytest.fixture(scope="module")
+def model():
+    random.seed(0)
+    return microppo.init_params(VOCAB)
+
+
+def eye():
+    return [[Value(float(i == j)) for j in range(microppo.N_EMBD)] for i in range(microppo.N_EMBD)]
+
+
 @pytest.mark.parametrize("x", [0.5, 1.1, 1.9])  # below, inside, above [0.8, 1.2]
 def test_clip_gradient_matches_finite_differences(x):
-    check_grads(Value, lambda v: v[0].clip(0.8, 1.2) * 3.0 + v[0] * v[0], [x])
+    check_grads(Value, lambda v: clip(v[0], 0.8, 1.2) * 3.0 + v[0] * v[0], [x])
 
 
 # (ratio, advantage) -> (objective by hand, d objective / d ratio by hand), eps = 0.2
@@ -45,6 +56,32 @@ def test_clipped_surrogate_on_hand_computed_ratios(case):
     check_grads(Value, lambda v: clipped_surrogate((v[0] - 0.3).exp(), adv, 0.2), [0.3 + math.log(r)])
 
 
+def test_an_infinite_eps_is_no_clip_at_all():
+    for r, adv in [(3.0, 2.0), (0.1, -2.0)]:
+        ratio = Value(r)
+        out = clipped_surrogate(ratio, adv, math.inf)
+        out.backward()
+        assert out.data == r * adv and ratio.grad == adv
+
+
+def test_gae_matches_its_definition_and_its_two_limits():
+    rng = random.Random(0)
+    rewards = [rng.uniform(-1, 1) for _ in range(6)]
+    values = [rng.uniform(-1, 1) for _ in range(6)]
+    nxt = values[1:] + [0.0]
+    deltas = [r + n - v for r, n, v in zip(rewards, nxt, values)]
+    for lam in (0.0, 0.5, 0.95, 1.0):
+        adv, rets = gae(rewards, values, lam)
+        # A_t = sum_k lam^k delta_{t+k}, written out
+        direct = [sum(lam**k * deltas[t + k] for k in range(len(deltas) - t)) for t in range(len(deltas))]
+        assert max(abs(a - b) for a, b in zip(adv, direct)) < 1e-12
+        assert max(abs(r - (a + v)) for r, a, v in zip(rets, adv, values)) < 1e-12
+    # lam = 1: the sampled return minus the baseline; lam = 0: the one-step surprise
+    adv1, _ = gae(rewards, values, 1.0)
+    assert max(abs(a - (sum(rewards[t:]) - values[t])) for t, a in enumerate(adv1)) < 1e-12
+    assert gae(rewards, values, 0.0)[0] == pytest.approx(deltas, abs=1e-15)
+
+
 def test_ranking_loss_and_its_gradient_match_finite_differences():
     for sw, sl in [(0.3, -0.4), (-2.0, 1.5), (2.5, 2.5)]:
         loss, dsw = ranking_loss(sw, sl)
@@ -56,17 +93,23 @@ def test_ranking_loss_and_its_gradient_match_finite_differences():
     assert ranking_loss(-800.0, 800.0) == (1600.0, -1.0) and ranking_loss(800.0, -800.0) == (0.0, -0.0)
 
 
-def test_reward_model_gradient_matches_finite_differences():
+def test_reward_head_gradient_matches_finite_differences():
     rng = random.Random(0)
-    x = [rng.uniform(-1, 1) for _ in range(5)] + [0.0]  # a zero feature too (skipped in backward)
-    theta = microppo.rm_init(len(x), rng)
-    theta = [t + rng.uniform(-0.5, 0.5) for t in theta]  # biases away from 0
-    score, h = rm_forward(theta, x)
-    grad = [0.0] * len(theta)
-    rm_backward(theta, x, h, 1.0, grad)
-    for i in range(len(theta)):
-        numeric = central_difference(lambda: rm_forward(theta, x)[0], theta, i)
-        assert abs(grad[i] - numeric) < 1e-6 * max(1.0, abs(numeric)), i
+    diffs = [[rng.uniform(-2, 2) for _ in range(5)] for _ in range(7)]
+    w = [rng.uniform(-1, 1) for _ in range(5)]
+    _, grad = head_loss(w, diffs)
+    for i in range(len(w)):
+        numeric = central_difference(lambda: head_loss(w, diffs)[0], w, i)
+        assert abs(grad[i] - numeric) < 1e-8, i
+
+
+def test_train_head_learns_a_separable_preference():
+    rng = random.Random(1)
+    # chosen has a larger first feature; the second is noise
+    pairs = [([rng.uniform(0.5, 1), rng.gauss(0, 1)], [rng.uniform(-1, 0.4), rng.gauss(0, 1)]) for _ in range(50)]
+    w, losses = microppo.train_head(pairs)
+    assert losses[0] == pytest.approx(math.log(2)) and losses[-1] < 0.3 * losses[0]
+    assert microppo.ranks_right(w, pairs) == 1.0
 
 
 def test_value_baseline_gradient_matches_finite_differences():
@@ -82,24 +125,33 @@ def test_value_baseline_gradient_matches_finite_differences():
     moved = {"bias": table["bias"], "by_pos": list(table["by_pos"]), "by_token": list(table["by_token"])}
     assert abs(microppo.value_update(moved, states, returns, 1.0) - loss_of(table)) < 1e-12
     for key, idx in [("bias", None), ("by_pos", 1), ("by_token", 4), ("by_token", 5)]:
-        # the entry to perturb: table["bias"] itself, or one element of a table row
         holder, slot = (table, key) if idx is None else (table[key], idx)
         moved_holder = moved if idx is None else moved[key]
         grad = holder[slot] - moved_holder[slot]  # lr = 1: the step taken IS the gradient
         numeric = central_difference(lambda: loss_of(table), holder, slot)
         assert abs(grad - numeric) < 1e-8, (key, idx)
-    # a few steps of it fit the returns better
     assert loss_of(moved) < loss_of(table)
 
 
-def test_kl_of_identical_models_is_zero_and_sampled_logprobs_match():
-    random.seed(0)
-    model = microppo.init_params(VOCAB)
+def test_reference_pass_gives_the_models_logprobs_and_its_trunk(model):
+    tokens = [BOS, 4, 12, 12, 0, BOS]  # "emma"
+    logps, hidden = microppo.reference_pass(tokens, model, eye())
+    mean, n = microppo.name_loss(tokens, model)
+    assert len(logps) == n and rel_err(sum(logps), -mean.data * n) < 1e-12
+    # the hidden state is the trunk's output at the last letter: lm_head of it is gpt's logits there
+    keys, values = [[] for _ in range(microppo.N_LAYER)], [[] for _ in range(microppo.N_LAYER)]
+    for pos in range(len(tokens) - 1):
+        logits = microppo.gpt(tokens[pos], pos, keys, values, model)
+    from_hidden = [sum(w.data * h for w, h in zip(row, hidden)) for row in model["lm_head"]]
+    assert max(abs(a - b.data) for a, b in zip(from_hidden, logits)) < 1e-12
+
+
+def test_sampled_logprobs_match_the_reference_pass_of_the_same_model(model):
     rng = random.Random(0)
-    samples = [microppo.sample(model, BOS, rng) for _ in range(10)]
-    for tokens, logps in samples:
-        assert len(logps) == len(tokens) - 1 and rel_err(sum(logps), microppo.sequence_logprob(tokens, model)) < 1e-12
-    assert abs(microppo.kl_estimate(samples, microppo.frozen_copy(model))) < 1e-12
+    for _ in range(10):
+        tokens, logps = microppo.sample(model, BOS, rng)
+        assert tokens[0] == BOS and len(logps) == len(tokens) - 1
+        assert max(abs(a - b) for a, b in zip(logps, microppo.reference_pass(tokens, model, eye())[0])) < 1e-12
 
 
 def test_one_ppo_step_raises_the_probability_of_a_positive_advantage_token():
@@ -107,14 +159,14 @@ def test_one_ppo_step_raises_the_probability_of_a_positive_advantage_token():
     policy = microppo.init_params(VOCAB)
     flat = microppo.flatten(policy)
     tokens = [BOS, 4, BOS]  # "e"
-    old = [microppo.sequence_logprob(tokens[: i + 2], policy) - microppo.sequence_logprob(tokens[: i + 1], policy) for i in range(2)]
+    old, _ = microppo.reference_pass(tokens, policy, eye())
     m, v = [0.0] * len(flat), [0.0] * len(flat)
-    frac = microppo.ppo_step(policy, flat, m, v, 0, 0.01, [(tokens, old, [1.0, 1.0])], 0.2)
-    assert frac == 0.0  # first step: the policy is pi_old, every ratio is 1
-    assert microppo.sequence_logprob(tokens, policy) > sum(old)
+    clipped, n = microppo.ppo_step(policy, flat, m, v, 0, 0.01, [(tokens, old, [1.0, 1.0])], 0.2)
+    assert (clipped, n) == (0, 2)  # first step: the policy is pi_old, every ratio is 1
+    assert sum(microppo.reference_pass(tokens, policy, eye())[0]) > sum(old)
 
 
-def test_reward_features_see_the_last_letter():
-    f_vowel, f_cons = microppo.name_features("emma"), microppo.name_features("emmet")
-    assert f_vowel[26 + 0] == 1.0 and f_cons[26 + ord("t") - 97] == 1.0
-    assert len(f_vowel) == 53 and abs(sum(f_vowel[:26]) - 1.0) < 1e-12
+def test_pairs_prefer_vowel_endings():
+    docs = [[BOS] + [ord(c) - 97 for c in n] + [BOS] for n in ["emma", "liam", "zoe", "jack", "amy", "noah"]]
+    for w, l in microppo.preference_pairs(docs, 50, BOS, random.Random(0)):
+        assert microppo.ends_preferred(w, BOS) and not microppo.ends_preferred(l, BOS)

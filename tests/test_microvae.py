@@ -1,6 +1,7 @@
 """Tests for foundational/microvae.py: the closed-form KL against Monte Carlo, the
 reparameterized sample's moments, gradients through the sample and through the whole
-ELBO against central finite differences, Adam, and the interpolation path. A few seconds."""
+ELBO against central finite differences, Adam, the interpolation path, and the two
+baselines (nearest cluster centre, matched Gaussian). A few seconds."""
 
 import math
 import random
@@ -109,9 +110,9 @@ def test_interpolation_starts_and_ends_at_the_reconstructions():
     xa, xb = (1.0, 1.0), (-1.5, 0.5)
     path = mv.interpolate(params, xa, xb, steps=10)
     assert len(path) == 11
-    assert path[0] == pytest.approx(tuple(mv.reconstruct(params, xa)))
-    assert path[-1] == pytest.approx(tuple(mv.reconstruct(params, xb)))
-    assert len(mv.path_steps(path)) == 10
+    # the ends are the reconstructions decode(mu) of the two points
+    assert path[0] == pytest.approx(tuple(mv.decode(params, mv.encode(params, xa)[0])[0]))
+    assert path[-1] == pytest.approx(tuple(mv.decode(params, mv.encode(params, xb)[0])[0]))
 
 
 def test_prior_samples_use_only_the_decoder():
@@ -120,3 +121,39 @@ def test_prior_samples_use_only_the_decoder():
     # scrambling the encoder must not change generation
     params["enc.fc.w"] = [[9.0] * 2 for _ in params["enc.fc.w"]]
     assert mv.sample_prior(params, 5, random.Random(8)) == a
+
+
+def test_adjacent_cluster_centres_are_two_apart_and_the_ring_is_centred():
+    centres = mv.ring_centres()
+    gaps = [math.dist(a, b) for a, b in zip(centres, centres[1:] + centres[:1])]
+    # 2 R sin(pi / 6) = R = 2.0 for six centres on a ring of radius 2
+    assert all(abs(g - 2 * mv.RING_RADIUS * math.sin(math.pi / mv.NUM_CLUSTERS)) < 1e-12 for g in gaps)
+    assert abs(sum(x for x, _ in centres)) < 1e-12 and abs(sum(y for _, y in centres)) < 1e-12
+
+
+def test_nearest_centre_reconstruction_error_is_two_cluster_variances():
+    """The baseline's expected error is E||x - c||^2 = 2 s^2 (two coordinates), as the
+    script prints, up to the rare point nearer another cluster's centre."""
+    pts = mv.make_clusters(20000, random.Random(9))
+    expected = 2 * mv.CLUSTER_STD**2
+    assert abs(mv.nearest_centre_recon(pts) - expected) < 5 * expected * math.sqrt(2 / 20000) + 1e-3
+    # a point exactly on a centre costs nothing
+    assert mv.nearest_centre_recon(mv.ring_centres()) < 1e-24
+
+
+def test_moment_error_is_the_worst_error_over_its_tolerance():
+    data = [(0.0, 0.0), (2.0, 2.0)]  # mean 1, variance 1 in each coordinate
+    shifted = [(0.1, 0.0), (2.1, 2.0)]  # x mean off by 0.1 std = half of MEAN_TOL
+    assert mv.moment_error(shifted, data) == pytest.approx(0.1 / mv.MEAN_TOL)
+    wide = [(-0.5, 0.0), (2.5, 2.0)]  # x variance 2.25 = 1 + 1.25: five times VAR_TOL
+    assert mv.moment_error(wide, data) == pytest.approx(1.25 / mv.VAR_TOL)
+
+
+def test_matched_gaussian_has_the_datas_moments_and_misses_the_clusters():
+    train_pts, held = mv.prepare_data()
+    gauss = mv.matched_gaussian(train_pts, 4000, random.Random(10))
+    assert mv.moment_error(gauss, train_pts) < 0.5
+    cxy_data, cxy_gauss = mv.moments(train_pts)[2], mv.moments(gauss)[2]
+    assert abs(cxy_data - cxy_gauss) < 0.15
+    # matching the moments says nothing of shape: the Gaussian falls between the blobs
+    assert mv.mean_nn_distance(gauss[:300], train_pts) > 3 * mv.mean_nn_distance(held[:300], train_pts)
