@@ -1,15 +1,14 @@
 """
-microembedding.py - contrastive embedding learning in one file of dependency-free Python:
-a bag of character n-grams, a linear projection, L2 normalisation, the InfoNCE loss
-with in-batch negatives and a temperature, every gradient derived by hand, Adam, and
-nearest-neighbour retrieval by cosine similarity.
+microembedding.py - contrastive embedding learning: a bag of character n-grams, a linear
+projection, L2 normalisation, the InfoNCE loss with in-batch negatives and a
+temperature, every gradient derived by hand, Adam, and nearest-neighbour retrieval by
+cosine similarity.
 
-It learns a 32-number vector for any name such that a name with a typo lands next to
-the original and unrelated names land far apart, then retrieves look-alike names for
-names it never saw in training. One table scores, on held-out names, the raw bag of
-n-grams (the uncompressed reference), the same encoder untrained (a random projection
-to 32 numbers: the baseline) and the trained encoder, on the task the loss trains for:
-find a name from a typo of it among 1,000 others.
+It learns a 32-number vector for any name such that a typo lands next to the original
+and unrelated names land far apart. The test is the task the loss trains for: find a
+held-out name from a typo of it among 1,000 others. The trained encoder is scored
+against the same encoder untrained (a random projection: the baseline) and the raw bag
+of n-grams (the uncompressed reference).
 
 Attribution: the loss is InfoNCE (van den Oord et al., 2018, "Representation Learning
 with Contrastive Predictive Coding") in the symmetric in-batch form of SimCLR (Chen et
@@ -33,31 +32,21 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# Letters and letter pairs. Trigrams tell names apart better, but one typo breaks up to
-# 4 of them against at most 3 pairs and 1 letter (char_ngrams' doctest counts them), so
-# two typo'd copies of a name share fewer trigrams; and every step gets slower.
+# Letters and letter pairs. Trigrams tell names apart better, but one typo breaks more
+# of them (char_ngrams' doctest counts), so typo'd copies share fewer; and each step slows.
 NGRAM_SIZES = (1, 2)
-# Hashing-trick width: few n-grams share a bucket (the run prints how many), and W
-# stays a few MB of Python floats.
-NUM_BUCKETS = 4096
+NUM_BUCKETS = 4096  # hashing-trick width: few n-grams share a bucket (the run prints how many)
 # Random unit vectors in 32 dimensions have cosine 0 +- 0.18: room for thousands of
 # names to sit apart, yet only 32 numbers per name to store and compare.
 EMBED_DIM = 32
-# The untrained encoder is a random projection, and its scale cancels in every cosine;
-# 0.1 only keeps the first Adam steps (size ~ lr) from swamping the initial rows.
-INIT_STD = 0.1
-# Names per step; each name's negatives are the other 63 of its batch. More negatives,
-# more look-alike names meeting in a batch to be told apart; the cost grows as B^2.
+INIT_STD = 0.1  # cancels in every cosine; only keeps the first Adam steps (~lr) from swamping W
+# Names per step; each name's negatives are the other 63 of its batch: more look-alikes
+# meet in a batch to be told apart, at a cost that grows as B^2.
 BATCH_SIZE = 64
-# tau in softmax(cos / tau): a sharp 0.1 spends the loss on the hardest negatives,
-# which retrieval among many similar names needs (see TRAINING).
-TEMPERATURE = 0.1
-# 300 steps x 64 names = 19,200 names seen, about 70% of the training set: the loss
-# curve has flattened by then (see the picture printed after training).
-NUM_STEPS = 300
-# Adam's step size, decayed linearly to 0: big steps first, fine-tuning last. 0.03, not
-# the usual 0.01: lazy Adam moves a row only in steps whose batch holds its n-gram, so
-# a rare letter pair gets few updates in 300 steps and each must count for more.
+TEMPERATURE = 0.1  # tau in softmax(cos / tau): sharp, see TRAINING
+NUM_STEPS = 300  # x 64 names = 70% of the training set; the loss curve has flattened by then
+# Adam's step size, decayed linearly to 0. 0.03, not the usual 0.01: lazy Adam moves a
+# row only in steps whose batch holds its n-gram, so each update must count for more.
 LEARNING_RATE = 0.03
 BETA1, BETA2 = 0.9, 0.99  # Adam averages gradients over ~10 steps, their squares over ~100
 ADAM_EPS = 1e-8  # keeps Adam's division finite when a gradient has been ~0 throughout
@@ -65,28 +54,20 @@ HELDOUT_FRAC = 0.1  # the last 10% of the shuffled unique names: every metric us
 # Retrieval, what the loss trains for: a typo of a held-out name must find the original
 # among 1,000 held-out names (chance 0.1%); 1,000 queries give a standard error ~1 point.
 RETRIEVAL_CANDIDATES = RETRIEVAL_QUERIES = 1000
-EVAL_POS_PAIRS = 1000  # held-out names given two fresh typos each: positive-pair cosine
-EVAL_RANDOM_PAIRS = 1000  # pairs of distinct held-out names: random-pair cosine
-POOL_SIZE = 2000  # training names searched for the neighbours printed at the end
+EVAL_POS_PAIRS = EVAL_RANDOM_PAIRS = 1000  # typo pairs of one name; pairs of two names
+POOL_SIZE, NUM_SHOWN = 2000, 4  # training names searched for neighbours of 4 held-out names
 EVAL_BATCHES = 20  # held-out batches for the held-out InfoNCE loss on the loss curve
-NUM_SHOWN = 8  # held-out names whose neighbours are printed at the end
 LOG_CLIP = 1e-10  # log(x) is computed as log(max(x, 1e-10)): never log(0)
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound, baseline). A target passes when
-# the trained encoder's metric meets the bound and the baseline's metric, measured in
-# the same run, misses it. The baseline is the untrained encoder: the same n-gram bag
-# projected to the same 32 dimensions by the same random W that training starts from.
-# (The raw bag of n-grams, 20 times as many numbers per name, is printed beside them as
-# the uncompressed reference; it is not a 32-number embedding.)
+# (metric, op, bound, baseline): the trained encoder must meet the bound and the
+# untrained one (the random W that training starts from) must miss it.
 TARGETS = [
-    # Finding a name from a typo of it among 1,000 held-out names (chance 0.1%): a random
-    # projection keeps much of the bag's power to tell names apart (about 0.73-0.79 of
-    # top-1 over seeds); training must reach 0.85.
+    # A typo'd name found among 1,000 held-out names: a random projection keeps much of
+    # the bag's power to tell names apart (0.73-0.79 over seeds); training must reach 0.85.
     ("retrieval_top1", ">=", 0.85, "untrained_retrieval_top1"),
-    # Two typo'd copies of a held-out name: their mean cosine must reach 0.74, where the
-    # random projection sits near 0.70-0.72. The sharp tau trades some of this for
-    # retrieval (see TRAINING), so the bound is modest.
+    # Two typo'd copies of a held-out name: mean cosine 0.74, where the random projection
+    # sits near 0.70-0.72. The sharp tau trades some of this for retrieval (see TRAINING).
     ("pos_cosine", ">=", 0.74, "untrained_pos_cosine"),
 ]
 
@@ -98,18 +79,15 @@ DATA_FILE = "names.txt"
 DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 
 
-def load_names():
-    """names.txt -> list of lowercase names, one per non-empty line."""
-    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
-
-
 def prepare_data():
-    """Load and shuffle the names, hold out the last HELDOUT_FRAC: (train_names, held_names)."""
-    # Subtle: names.txt repeats 2,539 of its names. Without removing duplicates first,
-    # ~10% of "held-out" names would also be training names and flatter every metric.
-    # dict.fromkeys keeps the first occurrence and the file's order (a set would not).
-    names = list(dict.fromkeys(load_names()))
+    """Load and shuffle the names, hold out the last HELDOUT_FRAC: (train_names, held_names).
+
+    Subtle: names.txt repeats 2,539 of its names; without removing duplicates first,
+    ~10% of "held-out" names would also be training names and flatter every metric.
+    dict.fromkeys keeps the first occurrence and the file's order (a set would not).
+    """
+    with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
+        names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
     n_held = int(len(names) * HELDOUT_FRAC)
     return names[:-n_held], names[-n_held:]
@@ -126,30 +104,22 @@ def char_ngrams(name, sizes=NGRAM_SIZES):
     >>> char_ngrams("ab", (1, 2))
     ['a', 'b', '^a', 'ab', 'b$']
 
-    How many n-grams of each size one typo breaks (the reason NGRAM_SIZES stops at 2):
-    a swap keeps every letter but breaks 3 letter pairs and 4 trigrams; a substitution
-    (or a deletion) breaks 1 letter, 2 pairs and 3 trigrams.
-
+    How many n-grams of sizes 1, 2, 3 one typo breaks (why NGRAM_SIZES stops at 2): a
+    swap keeps every letter but breaks 3 pairs, 4 trigrams; a substitution 1, 2, 3.
     >>> def broken(name, typo, n):  # n-grams of `name` that `typo` no longer has
     ...     return len(set(char_ngrams(name, (n,))) - set(char_ngrams(typo, (n,))))
     >>> [broken("abcd", "acbd", n) for n in (1, 2, 3)], [broken("abcd", "axcd", n) for n in (1, 2, 3)]
     ([0, 3, 4], [1, 2, 3])
     """
     padded = "^" + name + "$"
-    grams = []
-    for n in sizes:
-        for i in range(len(padded) - n + 1):
-            gram = padded[i : i + n]
-            if gram not in ("^", "$"):  # a lone marker is in every name: it carries nothing
-                grams.append(gram)
-    return grams
+    # a lone marker is in every name: it carries nothing
+    return [padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1) if padded[i : i + n] not in ("^", "$")]
 
 
 def fnv1a(text):
-    """The 32-bit FNV-1a hash of a string's UTF-8 bytes.
-
-    Python's hash() of a string is salted per process, so a reproducible script needs
-    its own: xor in each byte, then multiply by the FNV prime, keeping 32 bits.
+    """The 32-bit FNV-1a hash of a string's UTF-8 bytes. Python's hash() of a string is
+    salted per process, so a reproducible script needs its own: xor in each byte, then
+    multiply by the FNV prime, keeping 32 bits.
 
     >>> fnv1a(""), fnv1a("a")
     (2166136261, 3826002220)
@@ -184,19 +154,14 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 def augment(name, rng):
     """Exactly one random typo: delete a letter, swap two different neighbours, or
-    replace a letter with another.
-
-    These are the changes the embedding should learn to ignore: what the encoder keeps
-    constant across them is what "the same name" means to it. Each view of a positive
-    pair gets its own typo. A one-letter name can only be substituted, and a swap needs
-    two different neighbours ("aa" has none), so a typo is never a silent no-op.
-
+    replace a letter with another: the changes the embedding should learn to ignore.
+    A one-letter name can only be substituted, and a swap needs two different
+    neighbours ("aa" has none), so a typo is never a silent no-op.
     >>> augment("anna", random.Random(0))  # the last letter deleted
     'ann'
     """
     swaps = [i for i in range(len(name) - 1) if name[i] != name[i + 1]]
-    ops = ["substitute"] + (["delete"] if len(name) >= 2 else []) + (["swap"] if swaps else [])
-    op = rng.choice(ops)
+    op = rng.choice(["substitute"] + (["delete"] if len(name) >= 2 else []) + (["swap"] if swaps else []))
     if op == "delete":
         i = rng.randrange(len(name))
         return name[:i] + name[i + 1 :]
@@ -207,12 +172,18 @@ def augment(name, rng):
     return name[:i] + rng.choice([c for c in LETTERS if c != name[i]]) + name[i + 1 :]
 
 
+def typo_batch(names, rng):
+    """BATCH_SIZE distinct names, each given two independent typos: the features of the
+    anchors and of the positives (their twins), in the same order."""
+    batch = rng.sample(names, BATCH_SIZE)
+    return [featurize(augment(n, rng)) for n in batch], [featurize(augment(n, rng)) for n in batch]
+
+
 # === MODEL ===
 # The encoder is e = normalize(W x): a linear map of the n-gram counts, then scaled to
 # length 1. W is stored by input bucket (row m = the 32-vector bucket m adds), W's
 # transpose: W x is then a sum of the ~13 rows of the name's own n-grams instead of a
 # 32 x 4,096 matrix product. This is what PyTorch's nn.EmbeddingBag does.
-#
 # Why normalise? Then e_a . e_b is the cosine between two names, which the loss can
 # change only by turning vectors, and every similarity lies in [-1, 1]: tau's scale.
 
@@ -223,25 +194,8 @@ def init_params(num_buckets=NUM_BUCKETS, dim=EMBED_DIM):
 
 
 def dot(a, b):
-    """sum_i a_i * b_i. map(operator.mul, ...) is the same sum as a generator over zip,
-    but its loop runs in C: about 1.5x faster, and this is the innermost loop of both
-    training and retrieval.
-
-    >>> dot([1.0, 2.0], [3.0, 4.0])
-    11.0
-    """
+    """sum_i a_i * b_i, the innermost loop of training and retrieval (map runs it in C)."""
     return sum(map(operator.mul, a, b))
-
-
-def project(features, w):
-    """h = W x for a sparse x: the sum over the name's n-grams of count * row.
-
-    >>> project([(0, 2.0), (1, 1.0)], [[1.0, 0.0], [0.0, 3.0]])
-    [2.0, 3.0]
-    """
-    # stack the (scaled) rows and sum each column: h_d = sum_m x_m * W[m][d]
-    rows = [w[m] if count == 1.0 else [count * a for a in w[m]] for m, count in features]
-    return list(map(sum, zip(*rows)))
 
 
 def l2_normalize(h):
@@ -255,36 +209,36 @@ def l2_normalize(h):
 
 
 def encode(features, w):
-    """A name's features -> (unit embedding e, ||h||)."""
-    return l2_normalize(project(features, w))
+    """A name's features -> (unit embedding e, ||h||), where h = W x for a sparse x is
+    the sum over the name's n-grams of count * row.
+
+    >>> encode([(0, 2.0), (1, 1.0)], [[1.5, 0.0], [0.0, 4.0]])  # h = 2 * row 0 + row 1
+    ([0.6, 0.8], 5.0)
+    """
+    # stack the (scaled) rows and sum each column: h_d = sum_m x_m * W[m][d]
+    rows = [w[m] if count == 1.0 else [count * a for a in w[m]] for m, count in features]
+    return l2_normalize(list(map(sum, zip(*rows))))
 
 
 # === TRAINING ===
-# --- the loss and its hand-derived gradients ---
-# No autograd engine here: the model is three simple steps, so we derive the backward
-# pass of each on paper and run it on plain floats. tests/test_microembedding.py checks
-# all three against central finite differences.
+# No autograd: the model is three simple steps, so each backward pass is derived on
+# paper and run on plain floats (the tests check them against finite differences).
 #
-# The batch: B names, each given two independent typos, make anchors a_1..a_B and
-# positives p_1..p_B (unit vectors). Score every anchor against every positive:
+# B names, each given two independent typos, make anchors a_1..a_B and positives
+# p_1..p_B (unit vectors). Score every anchor against every positive:
 #     S[i][j] = a_i . p_j / tau
-# Row i is a B-way classification: "which of these B positives is my own twin?" The
-# answer is j = i; the other B-1 positives are the negatives. That is InfoNCE:
+# Row i is a B-way classification, "which positive is my own twin?": the answer is
+# j = i, the other B - 1 positives are the negatives. That is InfoNCE:
 #     loss_row_i = -log softmax(S[i])[i] = logsumexp_j S[i][j] - S[i][i]
-# We also classify each column (which anchor is p_j's twin?) and average the two, as
-# CLIP does (SimCLR's NT-Xent also scores anchors against anchors). A model that cannot
-# tell names apart scores exactly log B, the chance level printed during training.
+# Each column is classified too (which anchor is p_j's twin?), the two averaged as in CLIP.
+# The negatives are the batch's other names under the current weights, so none is stale
+# (MoCo keeps a bank of older embeddings); the price is only 63 per name. Subtle:
+# look-alikes in a batch ("anna", "anne") are pushed apart; a typo must still find its own.
 #
-# In-batch negatives: the other names of this batch, embedded by the current weights.
-# No memory bank of earlier embeddings (MoCo keeps one), so nothing stale is compared;
-# the price is only B - 1 = 63 negatives per name. Subtle: look-alike names in a batch
-# ("anna", "anne") are pushed apart. Not a bug: a typo of "anna" must still find "anna".
-#
-# The temperature tau: cosines lie in [-1, 1], so the logits lie in [-1/tau, 1/tau].
-# A small tau (0.1: logits in [-10, 10]) makes the softmax sharp: the loss goes to the
-# few hardest negatives and stops caring about a positive once it beats them, which
-# tells similar names apart. A larger tau (SimCLR's 0.5) keeps pulling typos together
-# (a higher positive-pair cosine) but leaves look-alikes mixed up. Retrieval needs 0.1.
+# The temperature: logits lie in [-1/tau, 1/tau]. A small tau (0.1) makes the softmax
+# sharp: the loss goes to the few hardest negatives and stops caring about a positive
+# once it beats them, which tells similar names apart. A larger tau (SimCLR's 0.5) keeps
+# pulling typos together (a higher positive-pair cosine) but leaves look-alikes mixed up.
 
 
 def info_nce(anchors, positives, tau=TEMPERATURE):
@@ -305,30 +259,23 @@ def info_nce(anchors, positives, tau=TEMPERATURE):
     """
     n = len(anchors)
     s = [[dot(a, p) / tau for p in positives] for a in anchors]
-    loss = 0.0
-    # row softmax P, with the max subtracted so exp() cannot overflow; logsumexp alongside
-    prob_row = []
-    for i, row in enumerate(s):
-        m = max(row)
-        exps = [math.exp(z - m) for z in row]
-        total = sum(exps)
-        prob_row.append([e / total for e in exps])
-        loss += m + math.log(max(total, LOG_CLIP)) - row[i]  # total >= 1 (its max term is e^0): never clipped
-    # column softmax Q, the same computation down each column
-    prob_col = [[0.0] * n for _ in range(n)]
-    for j in range(n):
-        col = [s[i][j] for i in range(n)]
-        m = max(col)
-        exps = [math.exp(z - m) for z in col]
-        total = sum(exps)
-        for i in range(n):
-            prob_col[i][j] = exps[i] / total
-        loss += m + math.log(max(total, LOG_CLIP)) - col[j]
+
+    def softmax_rows(rows, loss):  # (softmax of each row, loss + sum_i logsumexp(row_i) - row_i[i])
+        probs = []
+        for i, row in enumerate(rows):
+            m = max(row)  # subtracted, so exp() cannot overflow
+            exps = [math.exp(z - m) for z in row]
+            total = sum(exps)  # >= 1 (its max term is e^0): the clip never bites
+            probs.append([e / total for e in exps])
+            loss += m + math.log(max(total, LOG_CLIP)) - row[i]
+        return probs, loss
+
+    prob_row, loss = softmax_rows(s, 0.0)
+    prob_col_t, loss = softmax_rows([list(col) for col in zip(*s)], loss)  # Q, transposed
     loss /= 2 * n
     # G with the 1/tau of S folded in, so the two gradients below are plain products
-    g = [[(prob_row[i][j] + prob_col[i][j] - 2.0 * (i == j)) / (2 * n * tau) for j in range(n)] for i in range(n)]
-    # dloss/da_i[d] = sum_j G[i][j] p_j[d]: row i of G dotted with column d of the
-    # positives; dloss/dp_j[d] = column j of G dotted with column d of the anchors
+    g = [[(prob_row[i][j] + prob_col_t[j][i] - 2.0 * (i == j)) / (2 * n * tau) for j in range(n)] for i in range(n)]
+    # dloss/da_i[d] = row i of G . column d of the positives; dloss/dp_j[d] likewise
     pos_cols, anc_cols, g_cols = list(zip(*positives)), list(zip(*anchors)), list(zip(*g))
     grad_a = [[dot(g_row, col) for col in pos_cols] for g_row in g]
     grad_p = [[dot(g_col, col) for col in anc_cols] for g_col in g_cols]
@@ -340,7 +287,6 @@ def l2_normalize_backward(grad_e, e, norm):
 
     From de_i/dh_j = (1[i==j] - e_i e_j) / ||h||. The (g . e) e term removes the part of
     g along e: stretching h does not move e, so that part has no effect on the loss.
-
     >>> l2_normalize_backward([1.0, 0.0], [1.0, 0.0], 2.0)
     [0.0, 0.0]
     """
@@ -352,15 +298,14 @@ def batch_loss_and_grads(w, anchor_features, positive_features, tau=TEMPERATURE)
     """Forward and backward for one batch; returns (loss, {bucket: dloss/dW[bucket]}).
 
     The chain: x -> h = W x -> e = h / ||h|| -> InfoNCE. The last link, h = W x, gives
-    dloss/dW[m] = sum over the batch's names of x_m * dloss/dh. Only buckets that occur
+    dloss/dW[m] = sum over the batch's names of x_m * dloss/dh: only buckets that occur
     in this batch get a gradient, so it is kept as a sparse dict of rows.
     """
     enc_a = [encode(f, w) for f in anchor_features]
     enc_p = [encode(f, w) for f in positive_features]
     loss, grad_a, grad_p = info_nce([e for e, _ in enc_a], [e for e, _ in enc_p], tau)
     grads = {}
-    pairs = zip(anchor_features + positive_features, enc_a + enc_p, grad_a + grad_p)
-    for features, (e, norm), grad_e in pairs:
+    for features, (e, norm), grad_e in zip(anchor_features + positive_features, enc_a + enc_p, grad_a + grad_p):
         grad_h = l2_normalize_backward(grad_e, e, norm)
         for m, count in features:
             scaled = [count * g for g in grad_h]
@@ -369,30 +314,18 @@ def batch_loss_and_grads(w, anchor_features, positive_features, tau=TEMPERATURE)
     return loss, grads
 
 
-# --- the training loop ---
-
-
 def train(w, names, num_steps, rng, report=True):
     """Adam on in-batch InfoNCE, updating w in place; returns per-step losses and ms/step.
 
-    Each step draws BATCH_SIZE distinct names, gives each two independent typos and
-    takes one Adam step (running means m of gradients and v of their squares, both
-    divided by 1 - beta^t to remove the bias of starting at 0). Subtle: this is "lazy"
-    Adam, as in PyTorch's SparseAdam: only the ~300 rows whose n-grams occur in the
-    batch move; dense Adam would move all 4,096 rows by their leftover momentum.
+    Subtle: this is "lazy" Adam, as in PyTorch's SparseAdam: only the ~300 rows whose
+    n-grams occur in the batch move; dense Adam would move all 4,096 by leftover momentum.
     """
-    dim = len(w[0])
-    m = [[0.0] * dim for _ in w]
-    v = [[0.0] * dim for _ in w]
-    losses = []
-    start = time.perf_counter()
+    m, v = [[0.0] * len(w[0]) for _ in w], [[0.0] * len(w[0]) for _ in w]
+    losses, start = [], time.perf_counter()
     for step in range(num_steps):
-        batch = rng.sample(names, BATCH_SIZE)
-        anchor_features = [featurize(augment(n, rng)) for n in batch]
-        positive_features = [featurize(augment(n, rng)) for n in batch]
-        loss, grads = batch_loss_and_grads(w, anchor_features, positive_features)
+        loss, grads = batch_loss_and_grads(w, *typo_batch(names, rng))
         lr = LEARNING_RATE * (1 - step / num_steps)  # linear decay: big steps first, fine-tuning last
-        c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
+        c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)  # remove the bias of starting at 0
         for row, g in grads.items():
             # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  one row of 32 at a time
             m[row] = mr = [BETA1 * a + (1 - BETA1) * b for a, b in zip(m[row], g)]
@@ -400,19 +333,15 @@ def train(w, names, num_steps, rng, report=True):
             # theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m/c1, v_hat = v/c2
             w[row] = [x - lr * (a / c1) / ((b / c2) ** 0.5 + ADAM_EPS) for x, a, b in zip(w[row], mr, vr)]
         losses.append(loss)
-        if report:
-            recent = losses[-20:]  # one batch is a noisy estimate; show the recent mean
-            progress(step + 1, num_steps, sum(recent) / len(recent), start, every=50)
-    ms_per_step = 1000 * (time.perf_counter() - start) / num_steps
-    return losses, ms_per_step
+        if report:  # one batch is a noisy estimate; show the mean of the last 20
+            progress(step + 1, num_steps, sum(losses[-20:]) / len(losses[-20:]), start, every=50)
+    return losses, 1000 * (time.perf_counter() - start) / num_steps
 
 
 # === INFERENCE ===
 # Retrieval: embed every name of a pool once (the "index"), embed a query, and return
-# the pool names with the highest cosine. The cosine is dot(a, b) / (||a|| ||b||); our
-# embeddings have length 1, so it is the plain dot product. The same code scores the
-# raw bag of n-grams, whose vectors are sparse dicts compared with sparse_dot: the
-# baseline a learned embedding has to beat.
+# the pool names with the highest cosine: the plain dot product of unit vectors. The
+# same code scores the raw bag of n-grams, sparse {bucket: value} vectors (sparse_dot).
 
 
 def sparse_dot(a, b):
@@ -427,22 +356,17 @@ def sparse_dot(a, b):
 
 
 def raw_ngram_vector(name):
-    """The bag of n-grams itself, scaled to unit length: no learned weights at all.
-    "a" has three n-grams, "a$", "^a" and "a", so each gets 1/sqrt(3):
-
-    >>> {m: round(v, 4) for m, v in raw_ngram_vector("a").items()}
-    {1944: 0.5774, 2080: 0.5774, 2348: 0.5774}
-    """
+    """The bag of n-grams itself, scaled to unit length, as a sparse {bucket: value}
+    dict: no learned weights at all ("a", "^a", "a$" each get 1/sqrt(3) in "a")."""
     features = featurize(name)
     norm = math.sqrt(sum(c * c for _, c in features))
     return {m: c / norm for m, c in features}
 
 
 def nearest(query_vec, index, k=1, exclude=None, similarity=dot):
-    """The k (similarity, position) pairs of `index` closest to query_vec, best first.
-
-    `index` is a list of (name, vector); the entry spelled like `exclude` is skipped. This
-    is exact brute-force search; large systems use approximate indexes (HNSW, IVF).
+    """The k (similarity, position) pairs of `index`, a list of (name, vector), closest
+    to query_vec, best first, skipping the entry spelled like `exclude`. Exact
+    brute-force search; large systems use approximate indexes (HNSW, IVF).
 
     >>> nearest([1.0, 0.0], [("a", [0.0, 1.0]), ("b", [1.0, 0.0])])
     [(1.0, 1)]
@@ -454,55 +378,37 @@ def nearest(query_vec, index, k=1, exclude=None, similarity=dot):
 
 
 # === EVALUATION ===
-# One evaluation function scores three encoders on the same held-out names: the raw
-# bag of n-grams (the uncompressed reference), the untrained encoder (a random
-# projection of that bag to 32 dimensions: the baseline) and the trained encoder.
+# One evaluation scores all three encoders (raw bag, untrained, trained) on the same names.
 
 
 def evaluate(embed, held_names, seed, similarity=dot):
-    """The held-out measurements, for any name -> vector map.
-
-    - pos_cosine / random_cosine: mean cosine of two fresh typos of one held-out name /
-      of two different held-out names.
-    - retrieval_top1: a typo of each of RETRIEVAL_QUERIES held-out names must have the
-      original as its nearest of RETRIEVAL_CANDIDATES held-out names (what InfoNCE
-      trains for).
-    The RNG is made here from `seed` and its draws never depend on the encoder, so every
-    encoder given the same seed is scored on exactly the same typos and pairs.
-    Subtle: a typo can spell another candidate exactly ("anna" -> "ann"); that query
-    then fails for every encoder alike.
+    """The held-out measurements, for any name -> vector map: pos_cosine / random_cosine,
+    the mean cosine of two typos of one name / of two different names; retrieval_top1,
+    how often a typo of each of RETRIEVAL_QUERIES names has the original as its nearest
+    of RETRIEVAL_CANDIDATES (what InfoNCE trains for). The RNG is made here from `seed`
+    and its draws never depend on the encoder, so all encoders face the same typos.
+    Subtle: a typo can spell another candidate ("anna" -> "ann"); it fails for all alike.
     """
     rng = random.Random(seed)
     pos = [similarity(embed(augment(n, rng)), embed(augment(n, rng))) for n in held_names[:EVAL_POS_PAIRS]]
-    rand = []
-    for _ in range(EVAL_RANDOM_PAIRS):
-        a, b = rng.sample(held_names, 2)  # two different names: the list has no repeats
-        rand.append(similarity(embed(a), embed(b)))
+    # two different names each time: the list has no repeats
+    rand = [similarity(*map(embed, rng.sample(held_names, 2))) for _ in range(EVAL_RANDOM_PAIRS)]
     candidates = [(n, embed(n)) for n in held_names[:RETRIEVAL_CANDIDATES]]
     hits = 0
     for n, _ in candidates[:RETRIEVAL_QUERIES]:
         ((_, best),) = nearest(embed(augment(n, rng)), candidates, 1, similarity=similarity)
         hits += candidates[best][0] == n
-    return {
-        "retrieval_top1": hits / min(RETRIEVAL_QUERIES, len(candidates)),
-        "pos_cosine": sum(pos) / len(pos),
-        "random_cosine": sum(rand) / len(rand),
-    }
+    n_queries = min(RETRIEVAL_QUERIES, len(candidates))
+    return {"retrieval_top1": hits / n_queries, "pos_cosine": sum(pos) / len(pos), "random_cosine": sum(rand) / len(rand)}
 
 
 def heldout_loss(w, held_names, seed):
-    """Mean InfoNCE over EVAL_BATCHES batches of held-out names, with fixed typos.
-
-    The same loss as training's, on names training never sees, from an RNG seeded with
-    `seed` so the untrained and the trained encoder face identical batches.
-    """
-    rng = random.Random(seed)
-    total = 0.0
+    """Mean InfoNCE over EVAL_BATCHES batches of held-out names, with typos drawn from
+    an RNG seeded with `seed`, so the untrained and trained encoder face the same batches."""
+    rng, total = random.Random(seed), 0.0
     for _ in range(EVAL_BATCHES):
-        batch = rng.sample(held_names, BATCH_SIZE)
-        anchors = [encode(featurize(augment(n, rng)), w)[0] for n in batch]
-        positives = [encode(featurize(augment(n, rng)), w)[0] for n in batch]
-        total += info_nce(anchors, positives)[0]
+        anchors, positives = typo_batch(held_names, rng)
+        total += info_nce([encode(f, w)[0] for f in anchors], [encode(f, w)[0] for f in positives])[0]
     return total / EVAL_BATCHES
 
 
@@ -539,17 +445,12 @@ def show_table(raw, before, after, n_grams, lengths_before, lengths_after):
 
 
 def show_neighbours(embed, held_names, index, seed):
-    """Nearest training names to some held-out names, then to typos of them."""
-    print(f"\nnearest of {len(index):,} training names to {NUM_SHOWN} held-out names (cosine):")
-    for q in held_names[:NUM_SHOWN]:
-        hits = nearest(embed(q), index, k=3, exclude=q)
-        print(f"  {q:12} -> " + "  ".join(f"{index[pos][0]} ({sim:.2f})" for sim, pos in hits))
-    print("the same names with a typo:")
+    """Nearest training names to typos of some held-out names: retrieval at work."""
+    print(f"\nnearest of {len(index):,} training names to a typo of a held-out name (cosine):")
     rng = random.Random(seed + 1)  # its own RNG: printing examples changes no metric
-    for q in held_names[: NUM_SHOWN // 2]:
+    for q in held_names[:NUM_SHOWN]:
         typo = augment(q, rng)
-        hits = nearest(embed(typo), index, k=3, exclude=typo)
-        shown = "  ".join(f"{index[pos][0]} ({sim:.2f})" for sim, pos in hits)
+        shown = "  ".join(f"{index[pos][0]} ({sim:.2f})" for sim, pos in nearest(embed(typo), index, k=3, exclude=typo))
         print(f"  {typo:12} -> {shown}   (cosine to {q}: {dot(embed(typo), embed(q)):.2f})")
 
 
@@ -578,11 +479,9 @@ def main():
     # projection keeps much of the raw bag's power to tell names apart ---
     print(f"\ntraining: chance-level loss is log {BATCH_SIZE} = {math.log(BATCH_SIZE):.3f}")
     losses, ms_per_step = train(w, train_names, NUM_STEPS, random)
-    after = evaluate(embed, held_names, eval_seed)
-    after_loss = heldout_loss(w, held_names, eval_seed)
+    after, after_loss = evaluate(embed, held_names, eval_seed), heldout_loss(w, held_names, eval_seed)
     print("\ntraining loss (InfoNCE), mean of each 1/60 of the steps:")
-    for line in loss_curve(losses, [("held-out", after_loss), ("untrained held-out", before_loss)]):
-        print(line)
+    print("\n".join(loss_curve(losses, [("held-out", after_loss), ("untrained held-out", before_loss)])))
 
     # --- did training do the work? then: neighbours of names the encoder never saw ---
     show_table(raw, before, after, len(grams), lengths_before, row_lengths(w, grams))

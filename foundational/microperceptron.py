@@ -436,21 +436,12 @@ def main():
     logreg_loss, logreg_acc = show_logreg(xor_train, xor_held)
     untrained_loss, mlp_loss_held, mlp_acc, ms_per_step = show_mlp(xor_train, xor_held, logreg_loss, rng)
 
-    metrics = {
-        "untrained_sep_heldout_acc": untrained,
-        "perceptron_sep_heldout_acc": sep_acc,
-        "perceptron_sep_mistakes": sum(sep_mistakes),
-        "novikoff_bound": bound,
-        "perceptron_xor_heldout_acc": xor_acc,
-        "perceptron_xor_last_epoch_mistakes": xor_mistakes[-1],
-        "logreg_xor_heldout_loss": logreg_loss,
-        "logreg_xor_heldout_acc": logreg_acc,
-        "mlp_xor_untrained_loss": untrained_loss,
-        "mlp_xor_heldout_loss": mlp_loss_held,
-        "mlp_xor_heldout_acc": mlp_acc,
-        "ms_per_step": ms_per_step,
-        "seconds": time.perf_counter() - t0,
-    }
+    metrics = dict(untrained_sep_heldout_acc=untrained, perceptron_sep_heldout_acc=sep_acc,
+                   perceptron_sep_mistakes=sum(sep_mistakes), novikoff_bound=bound, perceptron_xor_heldout_acc=xor_acc,
+                   perceptron_xor_last_epoch_mistakes=xor_mistakes[-1], logreg_xor_heldout_loss=logreg_loss,
+                   logreg_xor_heldout_acc=logreg_acc, mlp_xor_untrained_loss=untrained_loss,
+                   mlp_xor_heldout_loss=mlp_loss_held, mlp_xor_heldout_acc=mlp_acc, ms_per_step=ms_per_step,
+                   seconds=time.perf_counter() - t0)
     print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

@@ -4,11 +4,10 @@ training: BM25 over an inverted index finds the paragraph, and a small character
 generator copies the answer out of it, one character at a time.
 
 The knowledge base is 100 short paragraphs about invented countries (made-up capitals,
-rivers, founders and populations: no prior knowledge could supply them). Thirty are held
-out: the generator never trains on a question about them; they exist only in the index,
-as when the world changes after a model was trained. On those questions the same trained
-generator reads what BM25 fetches, and what BM25 without term frequency (k1 = 0)
-fetches: its exact match follows the retriever's.
+rivers, founders, populations: no prior knowledge could supply them). Thirty are held
+out: they exist only in the index, as when the world changes after a model was trained.
+On their questions the same trained generator reads what BM25 fetches, and what BM25
+without term frequency (k1 = 0) fetches: its exact match follows the retriever's.
 
 Attribution: BM25 is Robertson and Walker's Okapi weighting (Robertson et al., TREC-3,
 1994) in the IDF form Lucene uses; retrieve-then-generate is Lewis et al. (2020),
@@ -29,48 +28,34 @@ import time
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# --- the knowledge base ---
 # 100 paragraphs: enough that BM25 must rank (several mention each country), few
 # enough to print. The last 30 are held out: 30 countries x 4 facts x 2 phrasings =
 # 240 test questions, so an exact-match rate has a standard error of at most ~3 points.
 NUM_PARAGRAPHS, NUM_HELDOUT = 100, 30
 KB_SEED = 7  # the knowledge base's own RNG: every seed of the model sees the same world
-
-# --- the retriever ---
-# k1: how fast repeated occurrences of a term stop adding score (term-frequency
-# saturation); b: how much a long paragraph is discounted. 1.2 and 0.75 are the usual
-# defaults (Lucene, Elasticsearch). Here every paragraph has six sentences of similar
-# length, so b barely matters; k1 is the knob the script turns.
-BM25_K1 = 1.2
-BM25_B = 0.75
+# BM25's usual defaults (Lucene; see THE RETRIEVER). Paragraphs here have six sentences
+# of similar length, so b barely matters; k1 is the knob the script turns.
+BM25_K1, BM25_B = 1.2, 0.75
 BM25_NAME = f"BM25, k1 = {BM25_K1:g}"  # how the output names the retriever with these knobs
-
-# --- the generator (a pointer over the passage's characters) ---
 EMBED_DIM = 8  # width of the query and sentence vectors: plenty to tell 4 relations apart
-# The start head reads the character at a position and the 3 before it ("is K").
-START_WIDTH = 4
+START_WIDTH = 4  # the start head reads the character at a position and the 3 before ("is K")
 # The copy head compares the last 4 characters written with the 4 before each
 # position: 4 characters pin down a place in a 200-character passage.
 MATCH_WIDTH = 4
 INIT_STD = 0.1  # initial weights ~ N(0, 0.1): the untrained pointer is nearly uniform
-# One (question, gold paragraph) pair per step; 600 steps is one pass over the 560
-# training pairs (plus 40), and the loss curve is near its floor well before the end.
-NUM_STEPS = 600
+NUM_STEPS = 600  # one pair per step: one pass over the 560 training pairs, plus 40
 LEARNING_RATE = 0.05  # Adam's step, decayed linearly to 0; 5x microgpt's: a plateau sooner
-BETA1, BETA2 = 0.9, 0.99  # Adam's momentum and RMS decay rates
-ADAM_EPS = 1e-8  # keeps Adam's division finite when a gradient has been ~0 throughout
-# Copying the "." that ends the answer's sentence is how the generator says "done";
+BETA1, BETA2, ADAM_EPS = 0.9, 0.99, 1e-8  # Adam's decay rates; eps keeps its division finite
+# Copying the "." that ends the answer's sentence is how the generator says "done".
 STOP, MAX_ANSWER_LEN = ".", 14  # 14 characters is longer than any answer
 LOG_CLIP, NUM_EXAMPLES_SHOWN = 1e-10, 6  # log(max(x, 1e-10)), never log(0); 6 examples show 4 relations
 
 # === TARGETS ===
 # (metric, op, bound, baseline) on the 240 held-out questions: the baseline must miss.
 TARGETS = [
-    # Retrieval: BM25 finds the paragraph about the country asked about; BM25 with k1 = 0
-    # counts a term once however often it occurs, and loses it to neighbours' paragraphs.
+    # Retrieval: BM25 finds the country's own paragraph; with k1 = 0 neighbours' can win.
     ("bm25_top1", ">=", 0.90, "bm25_k1_0_top1"),
-    # Answers follow retrieval: the same trained generator, reading what k1 = 0 fetched,
-    # must miss what it reaches with BM25: a pointer can only copy what it is given.
+    # Answers follow retrieval: the same trained generator, reading what k1 = 0 fetched.
     ("em_bm25", ">=", 0.80, "em_k1_0"),
     # Training matters: the same pointer, untrained, reading the same BM25 passages.
     ("em_bm25", ">=", 0.80, "untrained_em_bm25"),
@@ -101,50 +86,31 @@ QUESTIONS = {
 }
 
 
-def invent_name(rng):
-    """A pronounceable made-up word of 2-3 syllables, capitalised: "Brouvel", "Kasi"."""
-    word = "".join(rng.choice(ONSETS) + rng.choice(NUCLEI) for _ in range(rng.choice([2, 2, 3])))
-    return (word + rng.choice(CODAS)).capitalize()
+def prepare_data():
+    """(paragraphs, facts, train_questions, heldout_questions); a question is a
+    (question, answer, gold paragraph id) triple, 4 facts x 2 phrasings per paragraph.
+    Every invented name is distinct, so an answer is never right by coincidence and a
+    country's name picks out one paragraph as gold."""
+    rng, used = random.Random(KB_SEED), set()
 
-
-def make_knowledge_base(num_paragraphs, rng):
-    """Return (paragraphs, facts): paragraph i's text, and its {relation: answer} facts.
-
-    Every invented name is distinct from every other, so an answer can never be right
-    by coincidence, and each country's name picks out exactly one paragraph as gold.
-    """
-    used = set()
-
-    def fresh():
+    def fresh():  # a new pronounceable made-up word of 2-3 syllables: "Brouvel", "Kasi"
         while True:
-            w = invent_name(rng)
-            if w not in used:
-                used.add(w)
-                return w
+            word = "".join(rng.choice(ONSETS) + rng.choice(NUCLEI) for _ in range(rng.choice([2, 2, 3])))
+            word = (word + rng.choice(CODAS)).capitalize()
+            if word not in used:
+                used.add(word)
+                return word
 
-    countries = [fresh() for _ in range(num_paragraphs)]
+    countries = [fresh() for _ in range(NUM_PARAGRAPHS)]
     paragraphs, facts = [], []
     for i, name in enumerate(countries):
         fact = {"capital": fresh(), "river": fresh(), "founder": fresh(), "population": str(rng.randint(1000, 99999))}
         sentences = [rng.choice(FACTS[rel]).format(name=name, x=x) for rel, x in fact.items()]
-        other = countries[rng.choice([j for j in range(num_paragraphs) if j != i])]
+        other = countries[rng.choice([j for j in range(NUM_PARAGRAPHS) if j != i])]
         sentences.append(rng.choice(NEIGHBOURS).format(name=name, x=other))
-        # Shuffle the sentences so "the capital is always the second sentence" is not
-        # a shortcut the generator could learn instead of reading.
-        rng.shuffle(sentences)
+        rng.shuffle(sentences)  # "the capital is the 2nd sentence" is no shortcut to learn
         paragraphs.append(" ".join([rng.choice(OPENERS).format(name=name)] + sentences))
         facts.append({"country": name, **fact})
-    return paragraphs, facts
-
-
-def prepare_data():
-    """(paragraphs, facts, train_questions, heldout_questions); a question is a
-    (question, answer, gold paragraph id) triple, 4 facts x 2 phrasings per paragraph.
-
-    The held-out paragraphs are in the index (retrieval sees the whole knowledge base),
-    but no question about them, and no word of them, reaches the generator in training.
-    """
-    paragraphs, facts = make_knowledge_base(NUM_PARAGRAPHS, random.Random(KB_SEED))
     questions = [[(tpl.format(name=f["country"]), f[rel], d) for rel, tpls in QUESTIONS.items() for tpl in tpls] for d, f in enumerate(facts)]
     n_train = NUM_PARAGRAPHS - NUM_HELDOUT
     return paragraphs, facts, sum(questions[:n_train], []), sum(questions[n_train:], [])
@@ -152,10 +118,7 @@ def prepare_data():
 
 # === THE RETRIEVER ===
 # BM25 has no weights at all: it counts. An inverted index maps each term to the
-# paragraphs that contain it, with counts:
-#   "capital" -> {0: 1, 3: 1, 7: 2, ...}
-# A query touches only the paragraphs sharing a term with it, never the whole collection.
-#
+# paragraphs that contain it, so a query touches only the paragraphs sharing a term.
 # BM25's score of paragraph d for query q sums one term weight per query term t:
 #   score(q, d) = sum_t  IDF(t) * tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))
 # - tf = count of t in d. The fraction rises with tf but saturates at k1 + 1: the 5th
@@ -183,20 +146,16 @@ def build_index(docs):
     >>> build_index(["a b a", "b c"])["postings"]
     {'a': {0: 2}, 'b': {0: 1, 1: 1}, 'c': {1: 1}}
     """
-    postings, doc_len = {}, []
+    postings, doc_len = {}, [len(tokenize(text)) for text in docs]
     for d, text in enumerate(docs):
-        terms = tokenize(text)
-        doc_len.append(len(terms))
-        for t in terms:
-            postings.setdefault(t, {})
-            postings[t][d] = postings[t].get(d, 0) + 1
+        for t in tokenize(text):
+            counts = postings.setdefault(t, {})
+            counts[d] = counts.get(d, 0) + 1
     return {"postings": postings, "doc_len": doc_len, "avgdl": sum(doc_len) / len(doc_len)}
 
 
 def idf(df, n_docs):
-    """ln(1 + (N - df + 0.5) / (df + 0.5)): high for rare terms, near 0 for common ones.
-
-    A term in every document gets ln(1 + 0.5 / (N + 0.5)), small but positive:
+    """ln(1 + (N - df + 0.5) / (df + 0.5)); a term in every document keeps a little:
     >>> round(idf(3, 3), 6) == round(math.log(1 + 0.5 / 3.5), 6)
     True
     """
@@ -221,12 +180,10 @@ def bm25_term(tf, df, n_docs, dl, avgdl, k1=BM25_K1, b=BM25_B):
 def bm25_scores(query, index, k1=BM25_K1, b=BM25_B):
     """{doc_id: score} for every document sharing a term with `query` (others score 0).
 
-    Each distinct query term counts once: "the" twice in a question is not twice the
-    evidence. Terms are added in sorted order, so the floating-point sum is the same on
-    every run (a set's order changes with Python's hash seed).
+    Each distinct query term counts once, added in sorted order: a set's order changes
+    with Python's hash seed, and so would the last bit of a floating-point sum.
     """
-    n_docs = len(index["doc_len"])
-    scores = {}
+    n_docs, scores = len(index["doc_len"]), {}
     for t in sorted(set(tokenize(query))):
         posting = index["postings"].get(t, {})
         for d, tf in posting.items():
@@ -245,89 +202,92 @@ def search(query, index, k=1, k1=BM25_K1, b=BM25_B):
     return [(s, d) for d, s in ranked[:k]]
 
 
+def show_retrieval(index, paragraphs, held_q):
+    """The index, what k1 does to a term's weight, and why k1 = 0 loses the right paragraph;
+    returns the metrics, each retriever's top-1 paragraph per question and its hit rate."""
+    # the held-out country whose name is in the most paragraphs (its own, and neighbours')
+    term = max((tokenize(q)[-1] for q, _, _ in held_q), key=lambda t: (len(index["postings"][t]), t))
+    df, n, tfs = len(index["postings"][term]), len(paragraphs), (1, 2, 3, 5, 10)
+    print(f"\ninverted index: {len(index['postings']):,} terms, {index['avgdl']:.1f} words per paragraph on average")
+    print(f"  posting list of {term!r}: {index['postings'][term]}  (paragraph id: count)")
+    print(f"k1 saturates term frequency: the weight of {term!r} (IDF {idf(df, n):.3f}) in an average-length paragraph")
+    print("    tf          " + "".join(f"{tf:>7d}" for tf in tfs))
+    for k1 in (0.0, 0.5, BM25_K1, 5.0):
+        print(f"    k1 = {k1:<6g} " + "".join(f"{bm25_term(tf, df, n, index['avgdl'], index['avgdl'], k1):7.3f}" for tf in tfs))
+    top1 = {"BM25, k1 = 0": [search(q, index, k1=0.0)[0][1] for q, _, _ in held_q]}
+    top1 |= {BM25_NAME: [search(q, index)[0][1] for q, _, _ in held_q], "gold paragraph": [g for _, _, g in held_q]}
+    rates = {name: sum(d == g for d, (_, _, g) in zip(ids, held_q)) / len(held_q) for name, ids in top1.items()}
+    # A question names its country; the country's own paragraph repeats the name in most
+    # sentences, a neighbour's paragraph names it once: k1 = 0 counts both the same.
+    own = [index["postings"][tokenize(q)[-1]][g] for q, _, g in held_q]
+    other = [tf for q, _, g in held_q for d, tf in index["postings"][tokenize(q)[-1]].items() if d != g]
+    misses = [q for (q, _, g), d in zip(held_q, top1["BM25, k1 = 0"]) if d != g]
+    ties = sum(bm25_scores(q, index, k1=0.0).get(g) == search(q, index, k1=0.0)[0][0] for q, _, g in held_q if q in misses)
+    print(textwrap.fill(f"top-1 on the held-out questions: {BM25_NAME} {rates[BM25_NAME]:.1%}, k1 = 0 {rates['BM25, k1 = 0']:.1%}. The country"
+                        f" asked about is named {sum(own) / len(own):.1f} times in its own paragraph, {sum(other) / len(other):.1f}"
+                        f" in a neighbour's; k1 = 0 counts both once. Of its {len(misses)} misses, {ties} are exact ties,"
+                        " broken by the stated rule: equal scores go to the lower paragraph id.", 96))
+    return {"k1_0_tied_misses": ties}, top1, rates
+
+
 # === THE GENERATOR ===
-# An MLP over [query; passage] could emit "Keltamo" only if it had learned "Keltamo" in
-# training. But the answer is already in the passage; what the model must learn is
-# WHERE to read it. So the output distribution is attention over the passage's characters:
-#
-#   a_t(j) = softmax_j( s_t(j) )           how much step t points at character j
-#   P_t(c) = sum_{j : passage[j] == c} a_t(j)   the next character's distribution
-#
+# The answer is already in the passage; what the model must learn is WHERE to read it
+# (an MLP over [query; passage] could emit "Keltamo" only if it had seen "Keltamo" in
+# training). So the output distribution is attention over the passage's characters:
+#   a_t(j) = softmax_j( s_t(j) )                 how much step t points at character j
+#   P_t(c) = sum_{j : passage[j] == c} a_t(j)    the next character's distribution
 # Like any language model's: training minimises -log P_t(answer[t]); decoding picks a
 # character, appends it, repeats until STOP. The score s_t(j) adds three learned signals:
-#
 # 1. relevance r(j) = q . k_sent(j): is j's sentence the one the question asks about?
 #    q = mean of the question's word vectors (rows of W_q), k = mean of the sentence's
-#    word vectors (rows of W_k). The same bilinear query-key match as attention, at word
-#    level: it learns that "founded" in a question goes with "founder" in a sentence.
+#    (rows of W_k): attention's query-key match, at word level ("founded" ~ "founder").
 # 2. start head, at step 0 only: sum_o start[o][passage[j - o]], o = 0..3, a learned
 #    score per (offset, character): "an upper-case letter after 'is '" starts an answer.
 # 3. copy head, every step: sum_k match[k] * 1[passage[j - k] == written[-k]], k = 1..4,
-#    where `written` is " " + the characters emitted so far. If the last characters I
-#    wrote are the ones just before j, then j is what comes next: the induction head.
-#    At step 0, written = " ", so match[1] fires at every word start. After "Zou":
-#
+#    where `written` is " " + the characters emitted so far. If the last characters
+#    written are the ones just before j, j comes next: the induction head. After "Zou":
 #      passage  ... f o u n d e d _ b y _ Z o u b r e l . ...     (_ = space)
 #      written                          _ Z o u ^ j       (" " + "Zou")
 #      k = 4, 3, 2, 1                   ^ ^ ^ ^ match the 4 characters before j = "b",
 #      so the pointer's mass moves to "b"; then "Zoub" matches before "r", and so on.
-#
-# No weight belongs to a particular answer: the generator stores no capital or founder,
-# so it works on countries it never trained on, and is helpless without the paragraph.
-#
-# Plain floats: as Values, a softmax over 200 characters stores 40,000 local gradients.
+#    At step 0, written = " ", so match[1] fires at every word start.
+# No weight belongs to a particular answer, so the generator works on countries it never
+# trained on, and is helpless without the paragraph. Plain floats, not Values: as Values,
+# a softmax over 200 characters would store 40,000 local gradients.
 
 
 def make_tables(paragraphs, questions):
-    """(vocab, alphabet): word -> row of W_q and W_k, over every word of the paragraphs
-    and questions; character -> column of the start head (0 = before the passage).
-
-    Subtle: held-out words get rows too, but a row only moves when a training question
-    or its gold paragraph contains the word; no held-out answer ever does (the tests
-    check it), so those rows stay at their random start.
+    """(vocab, alphabet): word -> row of W_q and W_k; character -> column of the start
+    head (0 = before the passage). Subtle: held-out words get rows too, but a row moves
+    only when a training question or its gold paragraph contains the word; no held-out
+    answer ever does (the tests check it), so those rows stay at their random start.
     """
     words = sorted({w for text in paragraphs + [q for q, _, _ in questions] for w in tokenize(text)})
     return {w: i for i, w in enumerate(words)}, {c: i + 1 for i, c in enumerate(sorted(set("".join(paragraphs))))}
 
 
 def init_params(vocab_size, alphabet_size, rng):
-    """The four named weights, ~ N(0, INIT_STD): W_q, W_k (a row per word, question and
-    sentence side), start (a row per offset o, a column per character; 0 = before the
-    passage), match (one weight per copy length k)."""
+    """The four named weights ~ N(0, INIT_STD): W_q, W_k (a row per word), start (a row
+    per offset o, a column per character), match (one weight per copy length k)."""
 
     def matrix(rows, cols):
         return [[rng.gauss(0.0, INIT_STD) for _ in range(cols)] for _ in range(rows)]
 
-    return {
-        "W_q": matrix(vocab_size, EMBED_DIM),
-        "W_k": matrix(vocab_size, EMBED_DIM),
-        "start": matrix(START_WIDTH, alphabet_size + 1),
-        "match": [rng.gauss(0.0, INIT_STD) for _ in range(MATCH_WIDTH)],
-    }
+    return {"W_q": matrix(vocab_size, EMBED_DIM), "W_k": matrix(vocab_size, EMBED_DIM),
+            "start": matrix(START_WIDTH, alphabet_size + 1), "match": matrix(1, MATCH_WIDTH)[0]}
 
 
 def encode_example(question, passage, vocab, alphabet):
-    """What the generator reads, precomputed once per (question, passage) pair.
-
-    sentence ids: a sentence ends with the "." that closes it, so the answer and its
-    STOP share a sentence. Words outside the vocabulary (none, in this world) are skipped.
-    """
-    sent_of, sent_text, sid = [], [""], 0
-    for c in passage:
-        sent_of.append(sid)
-        sent_text[sid] += c
-        if c == ".":
-            sid += 1
-            sent_text.append("")
-    # (after the final "." an empty sentence remains: no words, no positions, harmless)
+    """What the generator reads, precomputed once per (question, passage) pair. A
+    sentence ends with the "." that closes it, so an answer and its STOP share one."""
     cols, positions = [alphabet[c] for c in passage], {}
     for j, c in enumerate(passage):
         positions.setdefault(c, []).append(j)
     return {
         "qids": [vocab[w] for w in tokenize(question) if w in vocab],
         "passage": passage,
-        "sent_of": sent_of,
-        "sent_words": [[vocab[w] for w in tokenize(s) if w in vocab] for s in sent_text],
+        "sent_of": [passage.count(".", 0, j) for j in range(len(passage))],  # the "."s before j
+        "sent_words": [[vocab[w] for w in tokenize(s) if w in vocab] for s in passage.split(".")],
         # for each j, the start head's column at offsets o = 0..3 (0 before the passage)
         "start_cols": [[cols[j - o] if j >= o else 0 for o in range(START_WIDTH)] for j in range(len(cols))],
         "positions": positions,  # character -> every j where it occurs
@@ -357,37 +317,27 @@ def copy_matches(ex, written):
     return [(k, [i + k for i in ex["positions"].get(history[-k], ()) if i + k < n]) for k in range(1, min(MATCH_WIDTH, len(history)) + 1)]
 
 
-def pointer_scores(params, ex, r, written, step):
-    """s_t(j) for every passage position j, given what has been written so far."""
+def pointer(params, ex, r, written, step):
+    """a_t = softmax_j(s_t(j)), s = relevance + (step 0 only) start head + copy head. The
+    softmax is exp(s - max s) / sum, which cannot overflow."""
     scores = [r[s] for s in ex["sent_of"]]
     if step == 0:
-        # The start head: a learned score for each (offset, character) at or before j.
-        start = params["start"]
         for j, cols in enumerate(ex["start_cols"]):
-            scores[j] += sum(start[o][c] for o, c in enumerate(cols))
-    # The copy head: match[k] added at every j whose k-th predecessor is written[-k].
+            scores[j] += sum(params["start"][o][c] for o, c in enumerate(cols))
     for k, js in copy_matches(ex, written):
         for j in js:
             scores[j] += params["match"][k - 1]
-    return scores
-
-
-def softmax_floats(z):
-    """Max-subtracted softmax on plain floats: exp(z - max z) / sum, which cannot overflow."""
-    m = max(z)
-    e = [math.exp(v - m) for v in z]
+    m = max(scores)
+    e = [math.exp(v - m) for v in scores]
     total = sum(e)
     return [v / total for v in e]
 
 
 # === TRAINING ===
-# The loss of one answer is the mean over its characters (and the final STOP) of
+# The loss of one answer is the mean over its characters and the final STOP of
 # -log P_t(target_t), with teacher forcing: step t's `written` is the true answer's
-# first t characters, not the model's own guesses.
-#
-# The gradient, derived by hand (a = softmax(s), y = the target character):
-#   L_t = -log sum_{j in Y} a_j,   Y = positions holding y,   P = sum_{j in Y} a_j
-#   dL_t/ds_j = a_j - 1[j in Y] a_j / P
+# first t characters. The gradient, by hand (a = softmax(s), Y = positions holding y):
+#   L_t = -log P,   P = sum_{j in Y} a_j    =>    dL_t/ds_j = a_j - 1[j in Y] a_j / P
 # (the softmax Jacobian summed over Y; for |Y| = 1 it is the familiar a - onehot).
 # Then each score's inputs receive it:
 #   r_s        <- sum over j in sentence s      (every position of s carries r_s)
@@ -407,12 +357,10 @@ def example_loss_and_grads(params, ex, answer):
     target = answer + STOP
     T, n = len(target), len(ex["passage"])
     q, keys, r = relevance(params, ex)
-    grads = zeros_like(params)
-    g_r = [0.0] * len(r)
-    loss = 0.0
+    grads, g_r, loss = zeros_like(params), [0.0] * len(r), 0.0
     for t, y in enumerate(target):
         written = target[:t]
-        a = softmax_floats(pointer_scores(params, ex, r, written, t))
+        a = pointer(params, ex, r, written, t)
         hits = ex["positions"].get(y, ())
         p = sum(a[j] for j in hits)
         if p <= LOG_CLIP:  # log is clipped flat below 1e-10 (as Value.log): no gradient flows
@@ -431,7 +379,6 @@ def example_loss_and_grads(params, ex, answer):
                     grads["start"][o][c] += g[j]
         for k, js in copy_matches(ex, written):
             grads["match"][k - 1] += sum(g[j] for j in js)
-    # r_s = q . k_s: the product rule sends g_r_s * k_s to q and g_r_s * q to k_s.
     g_q = [sum(g_r[s] * keys[s][d] for s in range(len(keys))) / max(1, len(ex["qids"])) for d in range(EMBED_DIM)]
     for w in ex["qids"]:
         grads["W_q"][w] = [a + b for a, b in zip(grads["W_q"][w], g_q)]
@@ -441,12 +388,11 @@ def example_loss_and_grads(params, ex, answer):
     return loss, grads
 
 
-def train(params, examples, num_steps, report=True):
+def train(params, examples, num_steps):
     """Adam (as in microgpt) over (encoded example, answer) pairs, one per step; returns
     the losses and ms/step."""
     m, v = zeros_like(params), zeros_like(params)
-    losses = []
-    start = time.perf_counter()
+    losses, start = [], time.perf_counter()
     for step in range(num_steps):
         ex, answer = examples[step % len(examples)]
         loss, grads = example_loss_and_grads(params, ex, answer)
@@ -461,13 +407,11 @@ def train(params, examples, num_steps, report=True):
                     v_row[i] = BETA2 * v_row[i] + (1 - BETA2) * g * g
                     p_row[i] -= lr * (m_row[i] / c1) / ((v_row[i] / c2) ** 0.5 + ADAM_EPS)
         losses.append(loss)
-        if report:
-            recent = losses[-50:]
-            progress(step + 1, num_steps, sum(recent) / len(recent), start, every=250)
+        progress(step + 1, num_steps, sum(losses[-50:]) / len(losses[-50:]), start, every=250)
     return losses, 1000 * (time.perf_counter() - start) / num_steps
 
 
-# === INFERENCE ===
+# === INFERENCE: ONE GENERATOR, THREE RETRIEVERS ===
 # Retrieve, then generate greedily: the most probable character is written and fed back.
 
 
@@ -476,11 +420,10 @@ def generate(params, ex):
     _, _, r = relevance(params, ex)
     written = ""
     for t in range(MAX_ANSWER_LEN):
-        a = softmax_floats(pointer_scores(params, ex, r, written, t))
+        a = pointer(params, ex, r, written, t)
         # P(c) = the attention on every position holding c; characters in passage order
         p = {c: sum(a[j] for j in js) for c, js in ex["positions"].items()}
-        # max over sorted characters: a tie is broken the same way on every run
-        c = max(sorted(p), key=p.get)
+        c = max(sorted(p), key=p.get)  # over sorted characters: a tie breaks the same way every run
         if c == STOP:
             break
         written += c
@@ -494,39 +437,6 @@ def answer_all(params, questions, passage_ids, paragraphs, vocab, alphabet):
     return sum(a == ans for a, (_, ans, _) in zip(answers, questions)) / len(questions), answers
 
 
-# === THE LESSON, STEP BY STEP ===
-
-
-def show_retrieval(index, paragraphs, held_q):
-    """The index, what k1 does to a term's weight, and why k1 = 0 loses the right paragraph.
-
-    Returns the metrics, each retriever's top-1 paragraph per question, and its hit rate."""
-    print(f"\ninverted index: {len(index['postings']):,} distinct terms, paragraphs of {index['avgdl']:.1f} words on average")
-    # the held-out country whose name is in the most paragraphs (its own, and neighbours')
-    term = max((tokenize(q)[-1] for q, _, _ in held_q), key=lambda t: (len(index["postings"][t]), t))
-    print(f"  posting list of {term!r}: {index['postings'][term]}  (paragraph id: count)")
-    df, n = len(index["postings"][term]), len(paragraphs)
-    print(f"k1, term-frequency saturation: the weight of {term!r} (IDF {idf(df, n):.3f}) in a paragraph")
-    print("of average length, by how often it occurs there:")
-    print("    tf          " + "".join(f"{tf:>7d}" for tf in (1, 2, 3, 5, 10)))
-    for k1 in (0.0, 0.5, BM25_K1, 5.0):
-        print(f"    k1 = {k1:<6g} " + "".join(f"{bm25_term(tf, df, n, index['avgdl'], index['avgdl'], k1):7.3f}" for tf in (1, 2, 3, 5, 10)))
-    top1 = {"BM25, k1 = 0": [search(q, index, k1=0.0)[0][1] for q, _, _ in held_q]}
-    top1 |= {BM25_NAME: [search(q, index)[0][1] for q, _, _ in held_q], "gold paragraph": [g for _, _, g in held_q]}
-    rates = {name: sum(d == g for d, (_, _, g) in zip(ids, held_q)) / len(held_q) for name, ids in top1.items()}
-    print(f"retrieval on the {len(held_q)} held-out questions, top-1: " + ", ".join(f"{n} {rates[n]:.1%}" for n in list(top1)[:2]))
-    # A question names its country; the country's own paragraph repeats the name in most
-    # sentences, a neighbour's paragraph names it once: k1 = 0 counts both the same.
-    own = [index["postings"][tokenize(q)[-1]][g] for q, _, g in held_q]
-    other = [tf for q, _, g in held_q for d, tf in index["postings"][tokenize(q)[-1]].items() if d != g]
-    print(f"why k1 = 0 loses: the country asked about is named {sum(own) / len(own):.1f} times in its own paragraph,")
-    print(f"{sum(other) / len(other):.1f} in a neighbour's, and k1 = 0 counts both once; so the neighbour's can win.")
-    misses = [q for (q, _, g), d in zip(held_q, top1["BM25, k1 = 0"]) if d != g]
-    ties = sum(bm25_scores(q, index, k1=0.0).get(g) == search(q, index, k1=0.0)[0][0] for q, _, g in held_q if q in misses)
-    print(f"Of its {len(misses)} misses, {ties} are exact ties, broken by the stated rule: equal scores go to the lower id")
-    return {"k1_0_tied_misses": ties}, top1, rates
-
-
 def show_answers(held_q, rates, ems, answers, untrained_em):
     """Exact match by retriever, beside top-1; examples, where the retrievers differ too."""
     print(f"\nthe same trained generator on the {len(held_q)} held-out questions (countries never trained on):")
@@ -536,8 +446,9 @@ def show_answers(held_q, rates, ems, answers, untrained_em):
     print(f"  {'untrained generator, BM25':30} {rates[BM25_NAME]:7.1%} {untrained_em:12.1%}")
     weak, bm25 = answers["BM25, k1 = 0"], answers[BM25_NAME]
     wrong = [i for i, (_, answer, _) in enumerate(held_q) if bm25[i] != answer]
-    print(f"answers follow retrieval: a pointer can only copy what is in its passage. BM25's {len(wrong)} misses")
-    print(f"(top-1 {rates[BM25_NAME]:.0%}) are the generator's: it copies from the wrong place, as the last example shows")
+    print(textwrap.fill(f"answers follow retrieval: a pointer can only copy what is in its passage. With BM25 (top-1"
+                        f" {rates[BM25_NAME]:.0%}) its {len(wrong)} wrong answers are the generator's own: it copies from"
+                        " the wrong place, as the last example shows.", 96))
     # questions come 8 per country (4 relations x 2 phrasings): walk across both
     shown = [8 * c + 2 * (c % 4) + c % 2 for c in range(NUM_EXAMPLES_SHOWN)]
     differ = [i for i in range(len(held_q)) if weak[i] != bm25[i] and i not in shown + wrong]
@@ -551,7 +462,7 @@ def show_answers(held_q, rates, ems, answers, untrained_em):
 def main():
     t0 = time.perf_counter()
     # --- data: a synthetic world, split by country; held-out countries are never trained on ---
-    paragraphs, facts, train_q, held_q = prepare_data()
+    paragraphs, _, train_q, held_q = prepare_data()
     n_train = NUM_PARAGRAPHS - NUM_HELDOUT
     print(f"knowledge base: {len(paragraphs)} paragraphs about invented countries, e.g. paragraph 0:")
     print(textwrap.fill(paragraphs[0], 96, initial_indent="  ", subsequent_indent="  "))
@@ -566,8 +477,8 @@ def main():
     vocab, alphabet = make_tables(paragraphs, train_q + held_q)
     params = init_params(len(vocab), len(alphabet), random)
     num_params = sum(len(row) if isinstance(row, list) else 1 for p in params.values() for row in p)
-    print("\n" + textwrap.fill(f"generator: {num_params:,} weights = W_q and W_k ({len(vocab)} words x {EMBED_DIM}) each, start head"
-                               f" ({START_WIDTH} offsets x {len(alphabet) + 1} characters), copy head ({MATCH_WIDTH} weights)", 96))
+    print(f"\ngenerator: {num_params:,} weights: W_q, W_k ({len(vocab)} words x {EMBED_DIM} each), start"
+          f" ({START_WIDTH} offsets x {len(alphabet) + 1} characters), match ({MATCH_WIDTH})")
     held_examples = [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in held_q]
     untrained_loss = sum(example_loss_and_grads(params, ex, a)[0] for ex, a in held_examples) / len(held_q)
     untrained_em, _ = answer_all(params, held_q, top1[BM25_NAME], paragraphs, vocab, alphabet)
@@ -579,8 +490,7 @@ def main():
     print(f"\ntraining {NUM_STEPS:,} steps, one (question, gold paragraph) pair each")
     losses, ms_per_step = train(params, train_examples, NUM_STEPS)
     heldout_loss = sum(example_loss_and_grads(params, ex, a)[0] for ex, a in held_examples) / len(held_q)
-    print(f"held-out loss (gold paragraph, unseen countries): {heldout_loss:.4f} nats/char")
-    print("\ntraining loss, mean of each 1/60 of the steps:")
+    print("\ntraining loss, mean of each 1/60 of the steps; held-out: gold paragraphs, unseen countries")
     print("\n".join(loss_curve(losses, [("held-out", heldout_loss), ("untrained", untrained_loss)])))
     print("copy head weights (match of the last 1..4 written characters): " + ", ".join(f"{w:.2f}" for w in params["match"]))
 
@@ -589,10 +499,10 @@ def main():
     ems, answers = {name: em for name, (em, _) in runs.items()}, {name: a for name, (_, a) in runs.items()}
     show_answers(held_q, rates, ems, answers, untrained_em)
 
-    metrics |= {"bm25_top1": rates[BM25_NAME], "bm25_k1_0_top1": rates["BM25, k1 = 0"]}
-    metrics |= {"em_bm25": ems[BM25_NAME], "em_k1_0": ems["BM25, k1 = 0"], "em_gold": ems["gold paragraph"]}
-    metrics |= {"untrained_em_bm25": untrained_em, "heldout_loss": heldout_loss, "untrained_heldout_loss": untrained_loss}
-    metrics |= {"num_params": num_params, "ms_per_step": ms_per_step, "seconds": time.perf_counter() - t0}
+    metrics |= {"bm25_top1": rates[BM25_NAME], "bm25_k1_0_top1": rates["BM25, k1 = 0"], "em_bm25": ems[BM25_NAME]}
+    metrics |= {"em_k1_0": ems["BM25, k1 = 0"], "em_gold": ems["gold paragraph"], "untrained_em_bm25": untrained_em}
+    metrics |= {"heldout_loss": heldout_loss, "untrained_heldout_loss": untrained_loss, "num_params": num_params}
+    metrics |= {"ms_per_step": ms_per_step, "seconds": time.perf_counter() - t0}
     print(f"\n{NUM_STEPS:,} steps at {ms_per_step:.1f} ms/step; whole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

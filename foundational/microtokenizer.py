@@ -3,25 +3,20 @@ microtokenizer.py - byte-level Byte-Pair Encoding, the tokenizer family behind G
 its successors: learn an ordered table of merges from real text, then use it to turn any
 string into fewer, larger tokens and back again without losing a single byte.
 
-A language model never sees letters. It sees integer ids, and the tokenizer decides
-what one id stands for. One id per byte keeps the vocabulary tiny (256) but makes every
-sequence long, and attention cost grows with the square of sequence length. One id per
-word makes sequences short but the vocabulary explodes and unseen words have no id at
-all. BPE sits in between: it starts from the 256 bytes, so ANY input can be encoded, and
-repeatedly glues the most frequent adjacent pair of tokens into a new token, so common
-words end up as one id while rare ones fall back to pieces.
+A language model sees integer ids, and the tokenizer decides what one id stands for. One
+id per byte keeps the vocabulary tiny (256) but makes every sequence long, and attention
+cost grows with the square of sequence length. One id per word makes sequences short but
+the vocabulary explodes and unseen words have no id at all. BPE starts from the 256 bytes,
+so ANY input can be encoded, and repeatedly glues the most frequent adjacent pair of
+tokens into a new token: common words end up as one id, rare ones as pieces.
 
-It trains on the first 100 KB of Shakespeare, measures compression on the ~1 MB that
-follows (never trained on), shows the vocabulary-size / sequence-length trade-off, does
-the same on the 29,494 distinct names, and checks that decode(encode(x)) == x on all of
-it plus a set of deliberately awkward strings. A baseline with the same budget, the most
-frequent byte pairs counted once, shows what repeating the merges buys; a tokenizer
-trained on other text shows what training on the domain buys.
+It trains on the first 100 KB of Shakespeare and measures compression on the ~1 MB that
+follows, against a baseline with the same budget (the most frequent byte pairs, counted
+once) and against a tokenizer trained on names; then checks decode(encode(x)) == x.
 
 Attribution: BPE as a compression scheme is Gage (1994); Sennrich et al. (2016) used it
 for subword vocabularies; GPT-2 (Radford et al., 2019) made it byte-level with a regex
-pre-split. The layout of the helpers follows Andrej Karpathy's minbpe; this file is
-written from scratch for the no-magic collection.
+pre-split. The layout of the helpers follows Andrej Karpathy's minbpe.
 """
 
 import hashlib
@@ -49,10 +44,8 @@ MIN_PAIR_COUNT = 2  # a pair seen only once is memorisation, not a pattern: trai
 TABLE_MERGES = (0, 16, 64, 128, 256, 512, NUM_MERGES)  # rows of the vocabulary-size / sequence-length table
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound, baseline). A target passes when
-# the tokenizer's metric meets the bound and the baseline's metric, measured in the same
-# run, misses it. Losslessness (decode(encode(x)) == x) is an invariant, not a result:
-# tests/test_microtokenizer.py checks it, and the run prints the count as a fact.
+# Losslessness (decode(encode(x)) == x) is an invariant, not a result: the fast tests
+# check it, and the run prints the count of failures as a fact.
 TARGETS = [
     # Held-out Shakespeare, bytes per token (raw bytes: 1.0). The baseline has the same
     # budget, the 768 most frequent byte pairs counted once (pair_vocabulary): tokens of
@@ -64,8 +57,7 @@ TARGETS = [
 ]
 
 # === DATA ===
-# Two files, each downloaded once by fetch() (in the appendix) into the cache shared by
-# every script; NO_MAGIC_DATA_DIR points that cache elsewhere.
+# Two files, each downloaded once by fetch() (in the appendix) into a shared cache.
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -75,17 +67,10 @@ NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d
 
 
 def prepare_data():
-    """Both corpora, each split into what the tokenizers train on and what they never see.
-
-    Returns (train_data, heldout_data, train_names, held_names): Shakespeare's first
-    TRAIN_BYTES bytes and every byte after them; the names, deduplicated and shuffled,
-    with the last NAMES_HELDOUT_FRAC held out.
-    """
-    # Shakespeare as raw bytes: a tokenizer's input is bytes, not characters.
+    """(train_data, heldout_data, train_names, held_names): Shakespeare's first TRAIN_BYTES
+    bytes and every byte after them (never seen); the distinct names, shuffled, split."""
     with open(fetch(SHAKESPEARE_URL, SHAKESPEARE_FILE, SHAKESPEARE_SHA256), "rb") as f:
-        shakespeare = f.read()
-    # Held out = everything after the training slice, so no held-out text was seen.
-    train_data, heldout_data = shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:]
+        shakespeare = f.read()  # raw bytes: a tokenizer's input is bytes, not characters
     # Subtle: names.txt repeats 2,539 names. Drop repeats first (dict.fromkeys keeps the
     # file's order) so no held-out name is also a training name, then shuffle: the file
     # is sorted by popularity, and the split must not be.
@@ -93,7 +78,7 @@ def prepare_data():
         names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
     n_held = int(len(names) * NAMES_HELDOUT_FRAC)
-    return train_data, heldout_data, names[:-n_held], names[-n_held:]
+    return shakespeare[:TRAIN_BYTES], shakespeare[TRAIN_BYTES:], names[:-n_held], names[-n_held:]
 
 
 # === MODEL ===
@@ -101,29 +86,23 @@ def prepare_data():
 # order the merges were learned. Merge number r creates id 256 + r, so a smaller id
 # means an earlier, higher-priority merge; the dict's insertion order IS the rank order.
 # Ids 0..255 are the raw bytes, which is why nothing is ever out of vocabulary.
+# Text becomes bytes with UTF-8 first: an ASCII letter is one byte, an accented letter
+# two, a CJK character three, an emoji four. Frequent multi-byte characters become tokens
+# of their own; rare ones stay as their bytes.
 #
-# Text is turned into bytes with UTF-8 first. ASCII letters are one byte each; "e" with
-# an acute accent is two, a CJK character three, an emoji four. BPE does not care: it
-# merges whichever byte pairs are frequent, so common multi-byte characters become single
-# tokens on their own and rare ones stay as their bytes.
-#
-# Pre-split, as GPT-2 does: before counting pairs, the bytes are cut into chunks
-# (a word with its leading space, a run of digits, a run of punctuation, whitespace) and
-# merges never cross a chunk boundary. Without it the most frequent pairs would glue
-# words to punctuation ("d." "d," "d!" each a token) and waste vocabulary on them.
-# The pattern works on bytes, where we cannot ask Unicode "is this a letter?", so every
-# non-ASCII byte (0x80-0xff) counts as letter-like: a multi-byte character is never cut
-# in half by the split, and accented words stay one chunk.
-# Subtle: \s+(?!\S) takes a whitespace run but leaves its last space for the word after
-# it, so "a   b" splits as "a", "  ", " b" and " b" is the same chunk as in "a b".
+# Pre-split, as GPT-2 does: the bytes are first cut into chunks (a word with its leading
+# space, a run of digits, of punctuation, of whitespace) and merges never cross a chunk
+# boundary; otherwise frequent pairs would glue words to punctuation ("d." "d," "d!").
+# On bytes we cannot ask Unicode "is this a letter?", so every non-ASCII byte (0x80-0xff)
+# counts as letter-like: no multi-byte character is cut in half, accented words stay whole.
+# Subtle: \s+(?!\S) leaves a whitespace run's last space to the next word, so "a   b"
+# splits as "a", "  ", " b" and " b" is the same chunk as in "a b".
 SPLIT_PATTERN = re.compile(rb" ?[A-Za-z\x80-\xff]+| ?[0-9]+| ?[^\sA-Za-z0-9\x80-\xff]+|\s+(?!\S)|\s+")
 
 
 def split_chunks(data):
-    r"""Cut bytes into the chunks that merges may not cross; joined, they give back `data`.
-
-    Every byte is a letter, digit, whitespace or "other", and each class has an
-    alternative in the pattern, so findall skips nothing: b"".join(chunks) == data.
+    r"""Cut bytes into the chunks that merges may not cross. Every byte is a letter, digit,
+    whitespace or "other", each with an alternative in the pattern: nothing is skipped.
 
     >>> split_chunks(b"Hi  there, you!\n")
     [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
@@ -132,16 +111,12 @@ def split_chunks(data):
 
 
 def get_stats(ids, counts=None, weight=1):
-    """Count each adjacent pair in `ids`, adding `weight` per occurrence into `counts`.
+    """Count each adjacent pair in `ids`, adding `weight` per occurrence into `counts`
+    (weight=10: a chunk that appears ten times, counted once). Subtle: overlapping pairs
+    all count, so [5, 5, 5] has (5, 5) twice though only one can be merged, as in minbpe.
 
-    weight=10 is how a chunk that appears ten times is counted once, not ten times over.
-    Subtle: overlapping pairs all count, so [5, 5, 5] has (5, 5) twice though only one
-    can be merged; real BPE trainers (minbpe, GPT-2's) do the same.
-
-    >>> get_stats([1, 2, 3, 1, 2])
-    {(1, 2): 2, (2, 3): 1, (3, 1): 1}
-    >>> get_stats([5, 5, 5]), get_stats([1, 2], weight=10)
-    ({(5, 5): 2}, {(1, 2): 10})
+    >>> get_stats([1, 2, 3, 1, 2]), get_stats([5, 5, 5])
+    ({(1, 2): 2, (2, 3): 1, (3, 1): 1}, {(5, 5): 2})
     """
     counts = {} if counts is None else counts
     for pair in zip(ids, ids[1:]):
@@ -150,9 +125,8 @@ def get_stats(ids, counts=None, weight=1):
 
 
 def merge(ids, pair, new_id):
-    """Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right.
-
-    Subtle: overlaps resolve to the left, so [5, 5, 5] becomes [6, 5], not [5, 6].
+    """Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right:
+    overlaps resolve to the left, so [5, 5, 5] becomes [6, 5], not [5, 6].
 
     >>> merge([1, 2, 3, 1, 2], (1, 2), 4), merge([5, 5, 5], (5, 5), 6)
     ([4, 3, 4], [6, 5])
@@ -169,9 +143,8 @@ def merge(ids, pair, new_id):
 
 
 def build_vocab(merges):
-    """id -> the bytes it stands for: 256 single bytes, then each merge's two parts joined.
-
-    A merge's parts always have smaller ids, so one pass in rank order fills everything.
+    """id -> the bytes it stands for: 256 single bytes, then each merge's two parts joined
+    (a merge's parts have smaller ids, so one pass in rank order fills everything).
 
     >>> build_vocab({(104, 105): 256, (256, 33): 257})[257]
     b'hi!'
@@ -183,26 +156,16 @@ def build_vocab(merges):
 
 
 # === TRAINING ===
-# Training is a loop: count every adjacent pair, merge the most frequent one into a
-# new id everywhere, repeat NUM_MERGES times. Two tricks make 768 merges on 100 KB take
-# well under a second, and both keep the result identical to the plain loop (which
-# tests/test_microtokenizer.py keeps as the reference, and is about 6x slower here):
-#
-# 1. Count each distinct chunk once. 100 KB of Shakespeare is ~27,000 chunks but only
-#    ~3,600 distinct ones (" the" alone occurs 614 times): keep one copy of each
-#    with its frequency and add that frequency per pair (get_stats's weight).
-#
+# Training is a loop: count every adjacent pair, merge the most frequent one into a new id
+# everywhere, repeat NUM_MERGES times. Two tricks make it ~6x faster than that plain loop
+# (kept in tests/test_microtokenizer.py as the reference) and learn the same table:
+# 1. Count each distinct chunk once (" the" alone occurs 614 times), adding its
+#    frequency per pair (get_stats's weight).
 # 2. Update the pair counts instead of recounting them. Merging (a, b) into z only
-#    changes the counts of pairs that touch an occurrence of (a, b): in "x a b y" the
-#    pairs (x, a), (a, b), (b, y) disappear and (x, z), (z, y) appear. Every other pair
-#    in the corpus keeps its count, so recounting it after each merge is wasted work: the
-#    from-scratch loop spends O(corpus) per merge, most of it on chunks the merge did not
-#    touch. We keep an index pair -> chunks that contain it, and after a merge revisit
-#    only those chunks: take their old pairs out of the counts, merge, put the new ones in.
-#    Later merges are rarer pairs and touch only a handful of chunks each.
-#
-# Ties: when two pairs are equally frequent, the one with the smaller ids wins. Any
-# fixed rule works; a fixed one makes every rerun learn the same table.
+#    changes pairs that touch an occurrence: in "x a b y", (x, a), (a, b), (b, y) go and
+#    (x, z), (z, y) come. An index pair -> chunks holding it lets a merge revisit only
+#    those chunks; later merges are rarer pairs and touch only a handful of chunks each.
+# Ties: of equally frequent pairs the smaller wins; a fixed rule makes reruns identical.
 
 
 def chunk_table(data):
@@ -216,10 +179,8 @@ def chunk_table(data):
 
 
 def best_pair(stats):
-    """The most frequent pair; among equally frequent pairs, the smallest one.
-
-    This scan over every distinct pair is the largest cost left in training; two plain
-    passes (max, then a filter) run ~4x faster than min() with a Python key function.
+    """The most frequent pair; among equally frequent pairs, the smallest one. (Two plain
+    passes run ~4x faster than min() with a key function; this is training's main cost.)
 
     >>> best_pair({(1, 2): 3, (0, 5): 3, (2, 2): 1})
     (0, 5)
@@ -229,11 +190,9 @@ def best_pair(stats):
 
 
 def train(data, num_merges):
-    """Learn up to `num_merges` merges from `data` with incremental pair counts.
-
-    Returns (merges, counts): the ordered merge table and, per merge, how many times
-    its pair occurred when it was chosen. Stops early if no pair occurs MIN_PAIR_COUNT
-    times.
+    """Learn up to `num_merges` merges from `data` with incremental pair counts; returns
+    the merge table and, per merge, how often its pair occurred when it was chosen. Stops
+    early if no pair occurs MIN_PAIR_COUNT times.
 
     >>> train(b"aaabdaaabac", 3)
     ({(97, 97): 256, (97, 98): 257, (256, 257): 258}, [4, 2, 2])
@@ -252,16 +211,13 @@ def train(data, num_merges):
         new_id = 256 + rank
         merges[pair] = new_id
         counts.append(stats[pair])
-        # Subtle: `where` is never pruned, so a chunk may be listed under a pair it no
-        # longer holds; for such a chunk merge() changes nothing and the subtract/add
-        # below cancel out. Pruning would cost more bookkeeping than it saves.
+        # Subtle: `where` is never pruned, so a chunk may be listed under a pair it no longer
+        # holds; merge() then changes nothing and the subtract/add below cancel out.
         for i in where.pop(pair):
             ids, freq = seqs[i], freqs[i]
             for old in zip(ids, ids[1:]):  # this chunk's pairs leave the counts...
-                left = stats[old] - freq
-                if left:
-                    stats[old] = left
-                else:
+                stats[old] -= freq
+                if not stats[old]:
                     del stats[old]  # drop zeros so best_pair scans only live pairs
             merged = merge(ids, pair, new_id)
             for new in zip(merged, merged[1:]):  # ...and its pairs after the merge come back
@@ -272,10 +228,8 @@ def train(data, num_merges):
 
 
 def show_training(train_data):
-    """Learn the full table, and print its first and last merges.
-
-    Returns (merges, vocab, training seconds).
-    """
+    """Learn the full table and print its first and last merges; returns (merges, vocab,
+    training seconds)."""
     seqs, freqs = chunk_table(train_data)
     print(f"  the training bytes split into {sum(freqs):,} chunks, {len(seqs):,} distinct")
     print(f"\ntraining {NUM_MERGES} merges on {len(train_data):,} bytes of Shakespeare")
@@ -294,21 +248,16 @@ def show_training(train_data):
 # === INFERENCE ===
 # Encoding new text replays the merges in the order they were learned: within a chunk,
 # find the adjacent pair whose merge came EARLIEST (smallest new id), merge all its
-# occurrences, repeat until no adjacent pair is in the table. It does not look at which
-# pairs are frequent in the new text: frequency was a training-time question, and the
-# rank order is the answer training gave. Replaying in rank order reproduces exactly the
-# split training produced for its own corpus, wherever a word appears.
-#
-# Decoding is a lookup: each id -> its bytes (build_vocab), concatenated, then UTF-8
-# decoded. Since every chunk boundary and every merge only groups bytes, never changes
-# them, decode(encode(x)) gives back x exactly.
+# occurrences, repeat until no adjacent pair is in the table. Frequency in the new text
+# plays no part: the rank order is the answer training gave, and replaying it reproduces
+# exactly the split training produced for its own corpus, wherever a word appears.
+# Decoding is a lookup: each id -> its bytes, concatenated, then UTF-8 decoded. Chunking
+# and merging only group bytes, never change them, so decode(encode(x)) gives back x.
 
 
 def encode_chunk(chunk, merges):
     """Token ids of one chunk: apply the merges in rank order until none applies.
-
-    Priority, not position: in b"abc", (b, c) was learned first, so it wins although
-    (a, b) comes first in the text.
+    Priority, not position: in b"abc", (b, c) was learned first, so it wins.
 
     >>> encode_chunk(b"aaab", {(97, 97): 256, (256, 97): 257})
     [257, 98]
@@ -326,19 +275,17 @@ def encode_chunk(chunk, merges):
 
 
 def encode_bytes(data, merges):
-    """Token ids of any byte string, valid UTF-8 or not.
-
-    Each distinct chunk is encoded once per call, then looked up (the cache is local).
+    """Token ids of any byte string, valid UTF-8 or not; each distinct chunk is encoded
+    once per call, then looked up.
 
     >>> encode_bytes(b"hi hi", {(104, 105): 256})
     [256, 32, 256]
     """
     cache, out = {}, []
     for chunk in split_chunks(data):
-        ids = cache.get(chunk)
-        if ids is None:
-            ids = cache[chunk] = encode_chunk(chunk, merges)
-        out.extend(ids)
+        if chunk not in cache:
+            cache[chunk] = encode_chunk(chunk, merges)
+        out.extend(cache[chunk])
     return out
 
 
@@ -352,20 +299,14 @@ def encode(text, merges):
 
 
 def decode_bytes(ids, vocab):
-    """The bytes behind a list of ids.
-
-    >>> decode_bytes([256, 33], {256: b'hi', 33: b'!'})
-    b'hi!'
-    """
+    """The bytes behind a list of ids."""
     return b"".join(vocab[i] for i in ids)
 
 
 def decode(ids, vocab):
-    r"""The text behind a list of ids.
-
-    Subtle: ids sampled from a language model can stop in the middle of a multi-byte
-    character, so invalid UTF-8 becomes U+FFFD instead of an exception. Ids from encode()
-    of a str never do, so for them the round trip stays exact.
+    r"""The text behind a list of ids. Subtle: ids sampled from a language model can stop
+    inside a multi-byte character, so invalid UTF-8 becomes U+FFFD instead of an
+    exception; ids from encode() of a str never do, so their round trip stays exact.
 
     >>> decode([104, 195], build_vocab({}))
     'h\ufffd'
@@ -374,8 +315,8 @@ def decode(ids, vocab):
 
 
 def printable(data):
-    r"""Printable ASCII form of some bytes: as text if they are valid UTF-8, else as bytes
-    (so a token holding half of a multi-byte character prints with the b prefix).
+    r"""Printable ASCII form of some bytes: as text if valid UTF-8, else as bytes (so a
+    token holding half of a multi-byte character prints with the b prefix).
 
     >>> print(printable(b"caf\xc3\xa9"), printable(b"\xc3"))
     'caf\xe9' b'\xc3'
@@ -387,8 +328,6 @@ def printable(data):
 
 
 # === WHAT THE TABLE BUYS ===
-# Compression on text the tokenizer never saw, at every vocabulary size; the baseline
-# with the same budget; and the same algorithm trained on a different kind of text.
 
 
 def compression(data, merges):
@@ -401,26 +340,17 @@ def compression(data, merges):
 
 
 def first_merges(merges, k):
-    """The table a k-merge training run would have learned: the first k entries.
-
-    Training is greedy, so the first k merges of a long run are exactly what a run
-    stopped after k merges learns. One training run therefore gives every row of the
-    vocabulary-size table.
-
-    >>> first_merges({(1, 2): 256, (256, 3): 257}, 1)
-    {(1, 2): 256}
-    """
+    """The table a k-merge training run would have learned: training is greedy, so it is
+    the first k entries, and one run gives every row of the vocabulary-size table."""
     return dict(islice(merges.items(), k))
 
 
 def pair_vocabulary(data, num_pairs):
     """The baseline: the num_pairs most frequent byte pairs of `data`, counted ONCE.
 
-    Up to 256 + num_pairs ids, like BPE with num_pairs merges, but no token is built
-    from another, so none is longer than 2 bytes and compression never reaches 2.0. It
-    is BPE's first round alone, and a text has only so many distinct pairs (100 KB of
-    Shakespeare, split into chunks, has fewer than 768): past that, a bigger budget buys
-    it nothing. A valid merge table (ties to the smaller pair), so encode_bytes() runs it.
+    BPE's first round alone: no token is built from another, so none is longer than 2
+    bytes, and a text has only so many distinct pairs (Shakespeare's 100 KB, fewer than
+    768). A valid merge table (ties to the smaller pair), so encode_bytes() runs it.
     In b"abab ab", (a, b) occurs 3 times, (b, a) and (space, a) once each:
 
     >>> pair_vocabulary(b"abab ab", 2)
@@ -434,31 +364,23 @@ def pair_vocabulary(data, num_pairs):
     return {pair: 256 + rank for rank, pair in enumerate(ranked)}
 
 
-def show_vocab_table(merges, train_data, heldout_data):
-    """Held-out and training compression for the first k merges; returns both at full size.
-
-    More merges -> fewer tokens per text, so a model reads more text per context window
-    and attention (cost ~ length^2) gets cheaper. The price: a bigger embedding table and
-    output softmax, and rarer tokens. The widening train / held-out gap is the tokenizer
-    fitting words common in its 100 KB but not in the rest of the plays.
-    """
+def show_vocab_table(merges, vocab, train_data, heldout_data):
+    """Held-out and training compression for the first k merges, then the baseline.
+    More merges -> fewer tokens, so more text per context window and cheaper attention
+    (cost ~ length^2), for a bigger embedding table and rarer tokens. The widening train /
+    held-out gap is the tokenizer fitting words common in its 100 KB, not in the rest."""
     print("\nmerges  vocab  held-out tokens  held-out bytes/token  train bytes/token")
     for k in TABLE_MERGES:
         sub = first_merges(merges, k)
         n_tokens = len(encode_bytes(heldout_data, sub))
         print(f"{len(sub):6d} {256 + len(sub):6,d} {n_tokens:16,d} {len(heldout_data) / n_tokens:21.3f} {compression(train_data, sub):18.3f}")
     print("(each row is a smaller vocabulary: the first k merges of the same training run)")
-    return compression(heldout_data, merges), compression(train_data, merges)
-
-
-def show_pair_baseline(train_data, heldout_data, vocab, heldout_compression):
-    """The baseline's held-out compression beside BPE's, and how some words split."""
     pairs = pair_vocabulary(train_data, NUM_MERGES)
-    pairs_compression = compression(heldout_data, pairs)
+    heldout_compression, pairs_compression = compression(heldout_data, merges), compression(heldout_data, pairs)
     longest = max(len(t) for t in vocab.values())
     print(f"\nbaseline: up to {NUM_MERGES} most frequent byte pairs, counted once; the text has {len(pairs)}")
     print(f"  held-out {pairs_compression:.3f} bytes/token; BPE {heldout_compression:.3f}, whose longest token has {longest} bytes")
-    return pairs_compression
+    return heldout_compression, compression(train_data, merges), pairs_compression
 
 
 def show_splits(words, merges, vocab):
@@ -469,19 +391,15 @@ def show_splits(words, merges, vocab):
 
 def show_names(train_names, held_names, merges, heldout_data, heldout_compression):
     """Train on names; print the cross table of both tokenizers on both held-out texts.
-
-    Returns (names merges, names vocab, names tokenizer on names, Shakespeare's on names).
-    """
-    names_train_data = ("\n".join(train_names) + "\n").encode("utf-8")
-    names_held_data = ("\n".join(held_names) + "\n").encode("utf-8")
+    Returns (names merges, names vocab, names tokenizer on names, Shakespeare's on names)."""
+    names_train_data, names_held_data = (("\n".join(n) + "\n").encode("utf-8") for n in (train_names, held_names))
     print(f"\nnames: {len(train_names):,} to train on, {len(held_names):,} held out")
     print(f"training {NAMES_MERGES} merges on {len(names_train_data):,} bytes of names")
     names_merges, _ = train(names_train_data, NAMES_MERGES)
     names_vocab = build_vocab(names_merges)
     show_splits(["emma", "christopher", "jaxon", "maximiliano"], names_merges, names_vocab)
     # A tokenizer compresses the kind of text it was trained on; the off-diagonal shows it.
-    names_on_names = compression(names_held_data, names_merges)
-    shakes_on_names = compression(names_held_data, merges)
+    names_on_names, shakes_on_names = compression(names_held_data, names_merges), compression(names_held_data, merges)
     print("\nheld-out bytes/token     on Shakespeare  on names")
     print(f"  Shakespeare tokenizer  {heldout_compression:14.3f}  {shakes_on_names:8.3f}")
     print(f"  names tokenizer        {compression(heldout_data, names_merges):14.3f}  {names_on_names:8.3f}")
@@ -540,10 +458,9 @@ def show_roundtrips(texts, tokenizers, merges):
     print(f"\nround trips: {n_strings:,} strings, each through {len(tokenizers)} tokenizers: {failures} failures")
     print("the hard strings, with Shakespeare tokens:")
     for x in HARD_STRINGS + HARD_BYTES:
-        ids = encode_bytes(x, merges) if isinstance(x, bytes) else encode(x, merges)
-        size = len(x) if isinstance(x, bytes) else len(x.encode("utf-8"))
+        data = x if isinstance(x, bytes) else x.encode("utf-8")
         label = printable(x) if isinstance(x, bytes) else ascii(x)
-        print(f"  {size:3d} bytes -> {len(ids):3d} tokens  {label[:60]}")
+        print(f"  {len(data):3d} bytes -> {len(encode_bytes(data, merges)):3d} tokens  {label[:60]}")
     return failures, n_strings
 
 
@@ -552,14 +469,11 @@ def main():
     train_data, heldout_data, train_names, held_names = prepare_data()
     print(f"shakespeare: {len(train_data):,} bytes to train on, {len(heldout_data):,} held-out bytes after them")
 
-    # --- learn the merge table (and see why the incremental update matters) ---
+    # --- learn the merge table ---
     merges, vocab, train_seconds = show_training(train_data)
 
-    # --- vocabulary size against sequence length, on text never trained on ---
-    heldout_compression, train_compression = show_vocab_table(merges, train_data, heldout_data)
-
-    # --- the baseline: the same vocabulary size without iterating ---
-    pairs_compression = show_pair_baseline(train_data, heldout_data, vocab, heldout_compression)
+    # --- vocabulary size against sequence length on unseen text, and the pair baseline ---
+    heldout_compression, train_compression, pairs_compression = show_vocab_table(merges, vocab, train_data, heldout_data)
     print("\nhow some words split (each quoted piece is one token):")
     show_splits(["First Citizen:", " thou", " king", " Romeo", " brother's", " tokenization", " caf\u00e9"], merges, vocab)
 
@@ -572,19 +486,11 @@ def main():
     texts = [heldout_data.decode("utf-8")] + held_names + HARD_STRINGS
     failures, n_strings = show_roundtrips(texts, [(merges, vocab), (names_merges, names_vocab)], merges)
 
-    metrics = {
-        "heldout_compression": heldout_compression,
-        "pairs_heldout_compression": pairs_compression,
-        "train_compression": train_compression,
-        "names_compression": names_compression,
-        "shakespeare_tokenizer_on_names": shakes_on_names,
-        "roundtrip_failures": failures,
-        "roundtrip_strings": n_strings,
-        "vocab_size": len(vocab),
-        "ms_per_merge": 1000 * train_seconds / len(merges),
-        "train_seconds": train_seconds,
-        "seconds": time.perf_counter() - t0,
-    }
+    metrics = dict(heldout_compression=heldout_compression, pairs_heldout_compression=pairs_compression,
+                   train_compression=train_compression, names_compression=names_compression,
+                   shakespeare_tokenizer_on_names=shakes_on_names, roundtrip_failures=failures,
+                   roundtrip_strings=n_strings, vocab_size=len(vocab), train_seconds=train_seconds,
+                   ms_per_merge=1000 * train_seconds / len(merges), seconds=time.perf_counter() - t0)
     print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

@@ -165,8 +165,7 @@ def loss_and_grad(theta, batch):
         # exp() cannot overflow.
         m = max(logits)
         exps = [math.exp(z - m) for z in logits]
-        s = sum(exps)
-        total += m + math.log(s) - logits[target]
+        total += m + math.log(s := sum(exps)) - logits[target]
         # The mean over the batch is in dlogits (the / n): a worker's gradient is the
         # mean over its shard, and the average of W shard means is the global mean.
         dlogits = [(e / s - (i == target)) / n for i, e in enumerate(exps)]
@@ -244,8 +243,7 @@ def train_single(theta, examples, world, num_steps, seed, micro_batches=1):
 
 def send_floats(conn, values):
     """Send floats as raw 8-byte doubles; return the bytes put on the link."""
-    payload = array.array("d", values).tobytes()
-    conn.send_bytes(payload)
+    conn.send_bytes(payload := array.array("d", values).tobytes())
     return len(payload)
 
 
@@ -335,14 +333,10 @@ def run_workers(theta, examples, world, num_steps, seed, method="ring", fail_at=
         star = [multiprocessing.Pipe() for _ in range(world)]
         links = [[end for end, _ in star]] + [{0: star[r][1]} for r in range(1, world)]
     controls = [multiprocessing.Pipe() for _ in range(world)]
-    procs = [
-        multiprocessing.Process(
-            target=worker,
-            args=(r, world, theta, examples, num_steps, seed, method, links[r], controls[r][1], fail_at if r == 1 else None),
-            daemon=True,
-        )
-        for r in range(world)
-    ]
+    # worker 1 is the one told to fail, when fail_at is set
+    procs = [multiprocessing.Process(target=worker, daemon=True, args=(
+        r, world, theta, examples, num_steps, seed, method, links[r], controls[r][1], fail_at if r == 1 else None))
+        for r in range(world)]
     results = {}
     # try/finally: whatever happens while waiting, no worker outlives this call.
     try:
@@ -465,18 +459,9 @@ def main():
     except WorkerFailed as e:
         # A real failure (not the demonstration): a clear message and a non-zero exit.
         sys.exit(f"error: {e}")
-    metrics = {
-        "ddp_max_abs_diff": ddp_vs_ref,
-        "workers_identical": float(same_bits),
-        "accumulation_max_abs_diff": accum_vs_ref,
-        "ring_busiest_link_w2": busiest["ring", 2],
-        "ring_busiest_link_w4": busiest["ring", 4],
-        "ring_busiest_link_w8": busiest["ring", 8],
-        "ps_busiest_link_w2": busiest["ps", 2],
-        "ps_busiest_link_w4": busiest["ps", 4],
-        "ps_busiest_link_w8": busiest["ps", 8],
-        "seconds": time.perf_counter() - t0,
-    }
+    metrics = {"ddp_max_abs_diff": ddp_vs_ref, "workers_identical": float(same_bits),
+               "accumulation_max_abs_diff": accum_vs_ref, "seconds": time.perf_counter() - t0}
+    metrics.update({f"{m}_busiest_link_w{w}": v for (m, w), v in sorted(busiest.items())})
     print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

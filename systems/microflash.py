@@ -5,17 +5,15 @@ and a simulated two-level memory counts, as the code runs, how much traffic that
 
 No dataset and no training. One attention head runs on random queries, keys and values in
 plain Python floats, twice: the standard way (scores S = Q K^T and probabilities P =
-softmax(S) written to slow memory, as three separate kernels) and the FlashAttention way
+softmax(S) written to slow memory, by three separate kernels) and the FlashAttention way
 (blocks of Q, K and V brought into a small fast memory, with an online softmax that keeps
-a running max and a running sum per row). Every float moved between the two memories,
-every multiply, and the most floats ever held in fast memory are counted while each
-algorithm runs, over a sweep of sequence lengths, block sizes and masks. The measured
-traffic is then held against Theorem 2's count, whose constant this file derives.
+a running max and sum per row). Floats moved, multiplies and fast-memory use are counted
+as each runs, over a sweep of sequence lengths, block sizes and masks, and the traffic is
+held against Theorem 2's count, whose constant this file derives.
 
 Paper: Dao, Fu, Ermon, Rudra, Re 2022, "FlashAttention: Fast and Memory-Efficient Exact
-Attention with IO-Awareness" (Algorithm 0 is the standard attention simulated here,
-Algorithm 1 the tiled one; Theorem 2 is the IO count printed beside the measured one).
-The online softmax is from Milakov and Gimelshein 2018.
+Attention with IO-Awareness" (Algorithms 0 and 1, Theorem 2). The online softmax is from
+Milakov and Gimelshein 2018.
 """
 
 import math
@@ -26,20 +24,17 @@ import time
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# One head, sized so that the whole sweep runs in a few seconds of pure Python while the
-# sequence lengths still span a factor of 8 (enough to see N^2 against N).
-
+# One head, sized so that the whole sweep runs in a few seconds of pure Python.
 # Width of each query, key and value vector. Real heads use 64 or 128; the IO argument
 # depends on d only through the ratio d^2 / M, so a small d with a small M shows it.
 HEAD_DIM = 8
-# Floats the simulated fast memory (a GPU's on-chip SRAM) holds. Chosen so the paper's
-# block size M / (4d) is 32, which fits with room for the score tile (see fast_need()).
+# Floats the simulated fast memory (a GPU's on-chip SRAM) holds: the paper's block size
+# M / (4d) is then 32, which fits with room for the score tile (see fast_need()).
 FAST_MEMORY = 1024
-# Sequence lengths swept: doubling each time, so "grows as N^2" reads as "x4 per row".
-N_SWEEP = (32, 64, 128, 256)
-# Key/value block sizes Bc swept (query blocks are Br = min(Bc, d), as in the paper).
-# 12, 24 and 48 divide none of the N above: the last block of every row is ragged.
-# 48 is too big for FAST_MEMORY: it runs (the math does not care) but is marked.
+N_SWEEP = (32, 64, 128, 256)  # a factor of 8, doubling: "grows as N^2" reads "x4 per row"
+# Key/value block sizes Bc (query blocks are Br = min(Bc, d), as in the paper). 12, 24
+# and 48 divide no N above: the last block of every row is ragged. 48 is too big for
+# FAST_MEMORY: it runs (the math does not care) but is marked.
 BLOCK_SWEEP = (2, 4, 8, 12, 16, 24, 32, 48)
 # The traffic comparison starts at this length: at N = 32 the whole score matrix is
 # 1,024 floats, one fast memory's worth, and there is little traffic to save.
@@ -50,11 +45,9 @@ EXAMPLE_VALUES = (10.0, 20.0, 30.0, 40.0)
 EXAMPLE_SPLIT = 2
 
 # === TARGETS ===
-# What this file claims, as data: (metric, op, bound, baseline). A target passes when
-# flash's metric meets the bound and the baseline's metric, measured in the same run,
-# misses it. That flash equals standard attention, that its extra memory is 2 floats a
-# row and that causal flash skips exactly the masked tiles are invariants, not results:
-# tests/test_microflash.py checks them, and the run prints them as measured facts.
+# (metric, op, bound, baseline). That flash equals standard attention, that its extra
+# memory is 2 floats a row and that causal flash skips exactly the masked tiles are
+# invariants: tests/test_microflash.py checks them; the run prints them as measured facts.
 TARGETS = [
     # Theorem 2 itself: flash's traffic / (N^2 d^2 / M) at the largest N is within 15% of
     # the constant derived below, 12 + 16/d = 14. Standard attention's, in the same units,
@@ -91,8 +84,6 @@ class Machine:
     extra_slow:     floats allocated in slow memory beyond the inputs Q, K, V and the
                     output O: the memory an algorithm needs on top of the problem itself.
     """
-
-    __slots__ = ("slow", "reads", "writes", "mults", "fast_now", "fast_peak", "extra_slow")
 
     def __init__(self):
         self.slow = {}
@@ -177,9 +168,8 @@ def fast_need(br, bc, d):
 # S written and read, P written and read (4N^2), plus K and V read once per query block
 # (2Nd N/Br = 2N^2 at Br = d), so 6N^2 + 2Nd in all: traffic / (Nd + N^2) tends to 6.
 # Subtle: the softmax of a row needs the whole row at once (its max and its sum), so
-# kernel 2 holds N floats of fast memory. Kernel 1's tile (Br d + Bc d + Br Bc = 576
-# floats here) is the larger need up to N = 576; past N = M the row does not fit at
-# all. In this sweep (N <= 256) standard's fast peak is 576 at every N.
+# kernel 2 holds N floats of fast memory: less than kernel 1's tile (Br d + Bc d + Br Bc
+# = 576 floats here) up to N = 576, and past N = M the row does not fit at all.
 # Causal masking happens in kernel 2 (masked scores get probability 0), so standard
 # attention computes and moves every tile of S and P whatever the mask: it skips none.
 
@@ -374,11 +364,7 @@ def run(algorithm, qkv, br, bc, causal):
 
 
 def max_abs_diff(a, b):
-    """Largest |a - b| over two equal-shaped matrices.
-
-    >>> max_abs_diff([[1.0, 2.0]], [[1.0, 2.5]])
-    0.5
-    """
+    """Largest |a - b| over two equal-shaped matrices."""
     return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
 
 
@@ -393,9 +379,8 @@ def ratio(result):
 
 
 def flash_asymptote(d):
-    """Theorem 2's constant: flash traffic / (N^2 d^2 / M) as N grows, at Bc = M/(4d).
-
-    (3d + 4) floats per row per K/V block, times Tc N = 4 N^2 d / M (see FLASH ATTENTION):
+    """Theorem 2's constant, flash traffic / (N^2 d^2 / M) as N grows at Bc = M/(4d):
+    (3d + 4) floats per row per K/V block, times Tc N = 4 N^2 d / M.
 
     >>> flash_asymptote(8)  # 12 from Q_i and O_i, 2 from l_i and m_i
     14.0
@@ -426,10 +411,8 @@ def flash_over_standard(d, bc, br_std):
 
 def sweep(rng, bc_std):
     """Both algorithms at every N, block size and mask; returns {(n, causal, bc): row}.
-
-    Standard attention runs once per (N, mask) at the paper's block sizes (its best
-    tiling); every flash block size is compared with that one run, on the same Q, K, V.
-    """
+    Standard attention runs once per (N, mask), at the paper's block sizes (its best
+    tiling); every flash block size is compared with that run, on the same Q, K, V."""
     results = {}
     for n in N_SWEEP:
         qkv = random_qkv(n, HEAD_DIM, rng)
@@ -447,10 +430,8 @@ def sweep(rng, bc_std):
 
 
 def show_online_softmax():
-    """Print the online softmax on EXAMPLE_LOGITS in two blocks, step by step.
-
-    Returns the largest difference between the streamed output and the direct one.
-    """
+    """The online softmax on EXAMPLE_LOGITS in two blocks, step by step; returns the
+    difference between the streamed output and the direct one."""
     z, v, k = list(EXAMPLE_LOGITS), list(EXAMPLE_VALUES), EXAMPLE_SPLIT
     print("\nthe online softmax on one short row, in two blocks:")
     print(f"row of logits z = {z}, values v = {v}; block 1 = z[:{k}], block 2 = z[{k}:]")
@@ -479,13 +460,7 @@ def block_map(n, br, bc):
     >>> block_map(4, 2, 2)
     ['/.', '#/']
     """
-    rows = []
-    for r0, r1 in blocks(n, br):
-        line = ""
-        for c0, c1 in blocks(n, bc):
-            line += "." if c0 >= r1 else "#" if c1 - 1 <= r0 else "/"
-        rows.append(line)
-    return rows
+    return ["".join("." if c0 >= r1 else "#" if c1 - 1 <= r0 else "/" for c0, c1 in blocks(n, bc)) for r0, r1 in blocks(n, br)]
 
 
 def show_block_sweep(by, bc_std):
@@ -505,11 +480,9 @@ def show_block_sweep(by, bc_std):
 
 
 def show_theorem2(by, bc):
-    """Measured traffic against each algorithm's derived constant, per N and mask:
-    flash in Theorem 2's unit N^2 d^2 / M, standard in its own, N d + N^2.
-
-    Returns flash's and standard's traffic / (N^2 d^2 / M) at the largest N, full mask.
-    """
+    """Measured traffic against each algorithm's derived constant, per N and mask: flash
+    in Theorem 2's unit N^2 d^2 / M, standard in its own, N d + N^2. Returns flash's and
+    standard's traffic / (N^2 d^2 / M) at the largest N, full mask."""
     d, M, br = HEAD_DIM, FAST_MEMORY, query_block(bc, HEAD_DIM)
     print(f"\nflash at Bc = {bc}, Br = {br} and standard attention: measured traffic against the derived constants")
     print(f"  {'':13} {'flash':>9} {'/N^2d^2/M':>10} {'pred.':>6} {'standard':>9} {'/(Nd+N^2)':>10} {'pred.':>6} {'flash/std':>9} {'skipped':>8}")
@@ -519,13 +492,10 @@ def show_theorem2(by, bc):
             f, s = traffic(r["flash"]), traffic(r["std"])
             # causal flash skips about half the tiles, so its constant is half
             pred = flash_asymptote(d) / (2 if causal else 1)
-            print(
-                f"  N = {n:3d} {'causal' if causal else 'full':>6} {f:9,d} {f / (n * n * d * d / M):10.2f} {pred:6.1f}"
-                f" {s:9,d} {s / (n * d + n * n):10.2f} {standard_asymptote(d, br):6.1f} {f / s:9.2f} {r['skipped']:8,d}"
-            )
+            print(f"  N = {n:3d} {'causal' if causal else 'full':>6} {f:9,d} {f / (n * n * d * d / M):10.2f} {pred:6.1f}"
+                  f" {s:9,d} {s / (n * d + n * n):10.2f} {standard_asymptote(d, br):6.1f} {f / s:9.2f} {r['skipped']:8,d}")
     n = N_SWEEP[-1]
-    unit = n * n * d * d / M
-    full = by[(n, False, bc)]
+    unit, full = n * n * d * d / M, by[(n, False, bc)]
     lower = (3 * n * d + 2 * n) / unit
     print(f"  at N = {n}: flash {traffic(full['flash']) / unit:.3f} = {flash_asymptote(d):g} + {lower:.3f}, the lower-order 3Nd + 2N;")
     print(f"  standard, in flash's unit, {traffic(full['std']) / unit:.2f}, tending to 6M/d^2 = {6 * M / d**2:g}")

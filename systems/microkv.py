@@ -1,23 +1,18 @@
 """
 microkv.py - a KV cache turns generation from quadratic to linear work: it stores each
 position's attention keys and values once, so a new token costs one position's compute
-instead of a rerun over the whole prefix; paged blocks keep the memory it holds close to
-what the sequences use, and blocks shared between samples of one prompt store that
-prompt once.
+instead of a rerun over the whole prefix. Paged blocks keep the memory it holds close to
+what the sequences use, and samples of one prompt share that prompt's blocks.
 
-A small GPT (microgpt's, with two layers) learns names. It then generates twice from the
-same random numbers, rerunning the whole prefix for every token and with a cache, while
-every multiply, weight read and cached float is counted: per step, for prefill against
-decode, and as the cache grows. Last, sequences share a pool of fixed-size blocks through
-block tables (vLLM's PagedAttention), against reserving the maximum length each; and
-samples of one prompt share its blocks, with reference counts and copy-on-write, against
-each sample paging its own copy.
+A small GPT (microgpt's, two layers) learns names, then generates with and without a cache
+from the same random numbers while every multiply, weight read and cached float is counted;
+then decodes through block tables against reserved contexts, and samples one prompt with
+shared blocks (reference counts, copy-on-write) against a private copy per sample.
 
 Papers: Pope et al. 2022, "Efficiently Scaling Transformer Inference" (the KV cache, and
 prefill vs decode); Kwon et al. 2023, "Efficient Memory Management for Large Language
 Model Serving with PagedAttention" (vLLM: block tables, and block sharing with
-copy-on-write for parallel sampling). The model and its training are
-foundational/microgpt.py's, unchanged.
+copy-on-write for parallel sampling). The model and its training are microgpt.py's.
 """
 
 import contextlib
@@ -36,19 +31,17 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# microgpt's model with one change: two layers instead of one, so that "x layers" in the
-# cache size is a number the reader can watch double, not a factor of 1.
+# microgpt's model with two layers instead of one, so "x layers" in the cache size is not 1.
 N_EMBD = 16  # width of every token vector (the residual stream); also of each key and value
 N_HEAD = 4  # attention heads, each owning a 4-dim slice of the queries, keys and values
 HEAD_DIM = N_EMBD // N_HEAD
-N_LAYER = 2  # two blocks: each layer keeps its own keys and values, so the cache doubles
+N_LAYER = 2  # each layer keeps its own keys and values
 BLOCK_SIZE = 16  # longest context: 15 letters + the closing token fit every name
 INIT_STD = 0.08  # small initial weights: the untrained model guesses nearly uniformly
 
-# Why train at all, when caching is exact for any weights: paging and sharing save memory
-# according to where sequences END, and an untrained model almost never ends one (BOS is
-# 1 of 27 near-equal choices, so (26/27)^15 = 57% of its samples run the whole context).
-# 250 steps (one name each) are enough for names that stop after about 6 letters.
+# Why train, when caching is exact for any weights: paging and sharing save memory by where
+# sequences END, and an untrained model rarely ends one (BOS is 1 of 27 near-equal choices:
+# (26/27)^15 = 57% of its samples fill the context). 250 steps end names after ~6 letters.
 NUM_STEPS = 250
 LEARNING_RATE = 0.01  # Adam's step size, decayed linearly to 0 (microgpt's value)
 BETA1, BETA2 = 0.85, 0.99  # Adam's memories, microgpt's values for short noisy runs
@@ -57,32 +50,25 @@ HELDOUT_FRAC = 0.1  # the last 10% of shuffled names are never trained on
 EVAL_NAMES = 100  # held-out names for the loss curve's marks: trained against untrained
 LOG_CLIP = 1e-10  # log(x) is log(max(x, 1e-10)): an underflowed probability stays finite
 
-# Decoding: n = 8 and 2n = 16 tokens; 2n fills the whole context, every position the model has.
-GEN_TOKENS = 8
+GEN_TOKENS = 8  # the cost run decodes n = 8, then 2n = 16 tokens: the whole context
 TEMPERATURE = 0.7  # sampling temperature: both decodings draw from the same seeded RNG
 DECODE_SEED = 7  # seed of the cost run's RNG, so cached and uncached runs see the same draws
 PREFILL_LENGTHS = (4, 8, 15)  # prefill: prompts of these many tokens (BOS + letters), one pass each
 
-# Paged memory: 24 names decode together, at most 6 in flight, through one pool of
-# fixed-size blocks: enough for blocks to be freed and reused many times over.
-NUM_SEQUENCES = 24
-MAX_LIVE = 6
+NUM_SEQUENCES = 24  # names decoded through one pool of blocks: each block is freed and reused
+MAX_LIVE = 6  # at most this many sequences in flight at once
 PAGE_SIZES = (2, 4, 8)  # tokens per block: small blocks waste less, but need bigger tables
 SERVE_SEED = 1000  # sequence i samples with Random(SERVE_SEED + i), alone or in the pool
 
-# Sharing: 8 names sampled from one prompt (BOS + "mari" = 5 positions), as parallel
-# sampling or best-of-n does. In blocks of 4 (SHARE_PAGE, the target's), one full block
-# is shared and the partial second one is copied when a sample first writes into it.
-SHARE_PROMPT = "mari"
-NUM_SAMPLES = 8
-SHARE_PAGE = 4
+SHARE_PROMPT = "mari"  # parallel sampling (best-of-n): BOS + "mari" = 5 prompt positions
+NUM_SAMPLES = 8  # names sampled from that one prompt
+SHARE_PAGE = 4  # the target's block size: one full prompt block and a partial one
 SHARE_SEED = 2000  # sample i draws from Random(SHARE_SEED + i), shared or not
 
 # === TARGETS ===
-# Each result against the naive alternative it replaces. That the cache never changes
-# the output (same tokens, logits within 1e-12), that the cache holds 2 x L x T x d
-# floats and that the multiply counts follow their closed form are invariants: the run
-# prints them as measured facts and tests/test_microkv.py checks them.
+# Each result against the naive alternative it replaces. That the cache never changes the
+# output, that it holds 2 x L x T x d floats and that the multiply counts follow their
+# closed form are invariants: printed as facts, checked in tests/test_microkv.py.
 TARGETS = [
     # Twice the tokens for less than 3x the multiplies: the cache's per-token work grows
     # only through attention's reads of the cache, while rerunning the prefix is quadratic
@@ -112,16 +98,9 @@ TARGETS = [
 
 
 class Meter:
-    """What forward() cost, counted as it runs.
-
-    mults:         multiplies in dot products (matrix-vector and attention). Norms,
-                   softmax and ReLU do a few elementwise operations per float and are
-                   left out, the usual convention, applied the same way to every run.
-    weight_reads:  weight floats read. One pass reads each matrix once, however many
-                   tokens it carries: prefill shares each read among all its tokens.
-    """
-
-    __slots__ = ("mults", "weight_reads")
+    """What forward() cost. mults: multiplies in dot products (norms, softmax and ReLU
+    are left out, the usual convention). weight_reads: weight floats read; one pass reads
+    each matrix once, however many tokens it carries."""
 
     def __init__(self):
         self.mults = self.weight_reads = 0
@@ -135,8 +114,7 @@ class KVCache:
     """
 
     def __init__(self):
-        self.k = [[] for _ in range(N_LAYER)]
-        self.v = [[] for _ in range(N_LAYER)]
+        self.k, self.v = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
 
     def append(self, layer, key, value):
         self.k[layer].append(key)
@@ -154,10 +132,9 @@ class KVCache:
 
 
 def cache_formula(positions):
-    """Floats a KV cache holds: a key and a value (2) of d_model floats per layer per position.
-
-    d_model = heads x head_dim, so cutting d_model into more, narrower heads costs the
-    same; fewer key/value heads than query heads (GQA, MQA) is how models shrink it.
+    """Floats a KV cache holds: a key and a value (2) of d_model floats per layer per
+    position. d_model = heads x head_dim, so more, narrower heads cost the same; fewer
+    key/value heads than query heads (GQA, MQA) is how models shrink it.
 
     >>> cache_formula(16)  # 2 x 2 layers x 16 positions x 16 floats
     1024
@@ -189,10 +166,8 @@ def softmax_f(z):
 def forward(tokens, start, cache, W, meter):
     """Run `tokens` at positions start, start+1, ...; return the logits after the last one.
 
-    Each layer appends the new positions' keys and values to `cache`, then every new
-    query attends to all cached positions up to its own (causal). The work is done layer
-    by layer for all new tokens at once, so each weight matrix is read once per call.
-    """
+    Each layer appends the new positions' keys and values to `cache`; then each new query
+    attends to every cached position up to its own (causal)."""
     scale = 1.0 / math.sqrt(HEAD_DIM)
     # embedding rows are looked up, not multiplied: one row of wte and of wpe per token
     meter.weight_reads += 2 * len(tokens) * N_EMBD
@@ -207,8 +182,7 @@ def forward(tokens, start, cache, W, meter):
         keys, values = cache.keys(layer), cache.values(layer)
         outs = []
         for i, q in enumerate(qs):
-            # causal: the query at position start+i sees positions 0..start+i
-            seen = start + i + 1
+            seen = start + i + 1  # causal: the query at position start+i sees 0..start+i
             heads = []
             for h in range(N_HEAD):
                 lo, hi = h * HEAD_DIM, (h + 1) * HEAD_DIM
@@ -228,26 +202,21 @@ def forward(tokens, start, cache, W, meter):
     return matmul(xs[-1:], W["lm_head"], meter)[0]
 
 
-# === DECODING ===
+# === DECODING, WITH AND WITHOUT THE CACHE ===
 
 
 class Sequence:
-    """A name in progress: its tokens so far (starting with BOS), its cache, its RNG."""
-
-    __slots__ = ("tokens", "cache", "rng", "allow_bos", "done")
+    """A name in progress: its tokens so far (from BOS), its cache, its RNG. The cost run
+    sets allow_bos=False so that a name ending early cannot cut it short."""
 
     def __init__(self, prompt, cache, seed, allow_bos=True):
-        self.tokens = list(prompt)
-        self.cache = cache
-        self.rng = random.Random(seed)
-        # the cost run masks out BOS so that a name ending early cannot cut it short
-        self.allow_bos = allow_bos
-        self.done = False
+        self.tokens, self.cache, self.rng = list(prompt), cache, random.Random(seed)
+        self.allow_bos, self.done = allow_bos, False
 
 
 def sample_token(seq, logits, bos):
-    """Draw the next token from softmax(logits / T) (optionally never BOS) and append it;
-    a name ends at BOS, or when every position of the context has been used."""
+    """Draw the next token from softmax(logits / T) and append it; a name ends at BOS,
+    or when every position of the context has been used."""
     probs = softmax_f([z / TEMPERATURE for z in logits])
     if not seq.allow_bos:
         probs[bos] = 0.0
@@ -256,11 +225,7 @@ def sample_token(seq, logits, bos):
 
 
 def decode_step(seq, W, bos, cached, meter):
-    """Feed the sequence's last token and sample the next one; returns the logits used.
-
-    With a cache only the newest token is run (positions before it are in seq.cache);
-    without one, the whole prefix is run again through an empty, throwaway cache.
-    """
+    """Feed the last token (the whole prefix, without a cache) and sample the next one."""
     if cached:
         logits = forward(seq.tokens[-1:], len(seq.tokens) - 1, seq.cache, W, meter)
     else:
@@ -270,8 +235,8 @@ def decode_step(seq, W, bos, cached, meter):
 
 
 def generate(W, bos, seed, cached, allow_bos=True, max_steps=BLOCK_SIZE):
-    """Generate one sequence from BOS; returns its tokens and, per step, the logits,
-    the cost of the step (a Meter) and the floats held in the cache after it."""
+    """One sequence from BOS: its tokens and, per step, the logits, the step's cost (a
+    Meter) and the floats held in the cache after it."""
     seq = Sequence([bos], KVCache(), seed, allow_bos)
     logits, meters, cache_floats = [], [], []
     while not seq.done and len(meters) < max_steps:
@@ -279,9 +244,6 @@ def generate(W, bos, seed, cached, allow_bos=True, max_steps=BLOCK_SIZE):
         logits.append(decode_step(seq, W, bos, cached, meters[-1]))
         cache_floats.append(seq.cache.floats())
     return seq.tokens, logits, meters, cache_floats
-
-
-# === WITH AND WITHOUT THE CACHE ===
 
 
 def show_cost_run(W, bos, text):
@@ -302,13 +264,11 @@ def show_cost_run(W, bos, text):
     growth_u, growth_c = tot["u"][1] / tot["u"][0], tot["c"][1] / tot["c"][0]
     print(f"  total for n = {GEN_TOKENS}: {tot['u'][0]:,} without cache, {tot['c'][0]:,} with")
     print(f"  total for 2n = {n2}: {tot['u'][1]:,} without cache (x{growth_u:.2f}), {tot['c'][1]:,} with (x{growth_c:.2f})")
-    # --- memory: the cache grows by the same amount every position ---
     off = sum(f != cache_formula(t + 1) for t, f in enumerate(floats))
-    print(f"\ncache memory: {floats[0]:,} floats per position (2 x {N_LAYER} layers x {N_EMBD}); {off} of {n2} steps off")
-    print(f"2 x L x T x d; {floats[-1]:,} floats ({8 * floats[-1]:,} bytes at 8 a float) at {n2} positions. A 32-layer,")
-    # The same formula at a real model's size (fp16, 2 bytes), computed, not measured:
-    # 32 layers, d_model 4,096, a 4,096-token context, as in a 7B Llama-class model.
-    print(f"d_model 4,096 model at 4,096 tokens in fp16 holds {2 * 32 * 4096 * 4096 * 2 / 2**30:.0f} GiB per sequence")
+    print(f"\ncache memory: 2 x L x T x d = {floats[0]:,} floats per position (L = {N_LAYER}, d = {N_EMBD}),")
+    print(f"  {floats[-1]:,} ({8 * floats[-1]:,} bytes at 8 a float) at {n2} positions; {off} of {n2} steps off the formula")
+    # the same formula for a 7B Llama-class model: 32 layers, d 4,096, 4,096 tokens, fp16
+    print(f"  a 32-layer, d 4,096 model at 4,096 tokens in fp16: {2 * 32 * 4096 * 4096 * 2 / 2**30:.0f} GiB per sequence")
     return {"uncached_growth": growth_u, "cached_growth": growth_c, "token_mismatches": differ, "max_logit_diff": worst}
 
 
@@ -326,19 +286,16 @@ def show_cost_run(W, bos, text):
 
 def show_prefill(W, prompt):
     """Multiplies per weight read for the first PREFILL_LENGTHS tokens of `prompt`, in one
-    pass and token by token (the same logits), then one decode step after the longest."""
+    pass and token by token through the cache (decoding: the same logits)."""
     print("\nprefill: each prompt run as one pass, and token by token through the cache")
     print(f"  {'prompt':>6} {'mults':>7} {'weights read':>12} {'mults/weight':>12} {'token by token':>14} {'logit diff':>10}")
     for length in PREFILL_LENGTHS:
-        cache, one_pass, one_by_one, alone = KVCache(), Meter(), Meter(), KVCache()
-        logits = forward(prompt[:length], 0, cache, W, one_pass)
+        one_pass, one_by_one, alone = Meter(), Meter(), KVCache()
+        logits = forward(prompt[:length], 0, KVCache(), W, one_pass)
         for pos, tok in enumerate(prompt[:length]):
             logits_1 = forward([tok], pos, alone, W, one_by_one)
         intensity, baseline = one_pass.mults / one_pass.weight_reads, one_by_one.mults / one_by_one.weight_reads
         print(f"  {length:6d} {one_pass.mults:7,d} {one_pass.weight_reads:12,d} {intensity:12.2f} {baseline:14.2f} {max(abs(a - b) for a, b in zip(logits, logits_1)):10.1e}")
-    decode = Meter()
-    forward(prompt[length - 1 : length], length, cache, W, decode)
-    print(f"  decode, one more token: {decode.mults:,} mults, {decode.weight_reads:,} weights read, {decode.mults / decode.weight_reads:.2f} per weight")
     return {"prefill_mults_per_weight": intensity, "token_by_token_mults_per_weight": baseline}
 
 
@@ -356,21 +313,17 @@ def show_prefill(W, prompt):
 # Blocks need not be contiguous, so a finished sequence's blocks go straight back to a
 # free list and the next sequence reuses them. The only waste left is the unused tail of
 # each sequence's last block: fewer than B slots.
-# A block table is only a list of block numbers, so two tables may hold the same block
-# (samples of one prompt share its blocks). Each block counts the tables that hold it and
-# is freed at 0; a table about to write into a block another holds first copies it and
-# points at the copy (copy-on-write).
 
 
 class BlockPool:
-    """num_blocks blocks of block_size slots, per layer a key and a value per slot."""
+    """num_blocks blocks of block_size slots, per layer a key and a value per slot; per
+    block, a reference count: how many block tables hold it."""
 
     def __init__(self, num_blocks, block_size):
         self.block_size = block_size
         self.k = [[None] * (num_blocks * block_size) for _ in range(N_LAYER)]
         self.v = [[None] * (num_blocks * block_size) for _ in range(N_LAYER)]
-        # a stack, so the most recently freed block is the next one handed out
-        self.free = list(range(num_blocks - 1, -1, -1))
+        self.free = list(range(num_blocks - 1, -1, -1))  # a stack: the last block freed goes out next
         self.refs = [0] * num_blocks
         self.in_use = self.allocations = self.reuses = self.copies = 0
         self.ever_used = set()
@@ -395,11 +348,10 @@ class BlockPool:
                 self.in_use -= 1
 
     def copy(self, block):
-        """Copy-on-write: a private copy of a shared block, every layer's slots."""
+        """Copy-on-write: a private copy of a shared block, every layer's keys and values."""
         new, b = self.allocate(), self.block_size
-        for layer in range(N_LAYER):
-            self.k[layer][new * b : new * b + b] = self.k[layer][block * b : block * b + b]
-            self.v[layer][new * b : new * b + b] = self.v[layer][block * b : block * b + b]
+        for store in self.k + self.v:
+            store[new * b : new * b + b] = store[block * b : block * b + b]
         self.release([block])
         self.copies += 1
         return new
@@ -415,9 +367,7 @@ class PagedCache:
     """
 
     def __init__(self, pool):
-        self.pool = pool
-        self.block_table = []
-        self.length = [0] * N_LAYER
+        self.pool, self.block_table, self.length = pool, [], [0] * N_LAYER
 
     def slot(self, pos):
         """Where position `pos` lives in the pool: block table[pos // B], offset pos % B."""
@@ -453,12 +403,9 @@ class PagedCache:
 
 def serve(W, bos, page_size):
     """Decode NUM_SEQUENCES names, at most MAX_LIVE at a time, through one block pool.
-
-    After every round (each live sequence decodes one token) it records the slots in use
-    and the slots reserved, paged (blocks held x B) and contiguous (BLOCK_SIZE per live
-    sequence), before finished sequences hand their blocks back.
-    Returns (names as token lists, per-round records, the pool).
-    """
+    After each round (every live sequence decodes one token) it records the slots used
+    and reserved, paged (blocks held x B) and contiguous (BLOCK_SIZE per live sequence),
+    before finished sequences hand their blocks back. Returns (names, rounds, pool)."""
     # enough blocks for MAX_LIVE sequences of full length: the pool can never run dry
     pool = BlockPool(MAX_LIVE * -(-BLOCK_SIZE // page_size), page_size)
     waiting, live, names, rounds, meter = list(range(NUM_SEQUENCES)), [], {}, [], Meter()
@@ -499,6 +446,8 @@ def show_paging(W, bos):
 
 
 # === SHARING ONE PROMPT ===
+# A block table is only a list of block numbers, so two tables may hold the same block
+# (reference counts); a table about to write into a shared block copies it first.
 # n samples of a prompt of P positions, in blocks of B: each table starts with floor(P/B)
 # full prompt blocks and, if B does not divide P, a partial one. Paged separately, every
 # sample holds its own copies; shared, the full blocks are stored once, (n - 1) floor(P/B)
@@ -511,14 +460,11 @@ def sample_prompt(W, bos, prompt, page_size, shared):
     """NUM_SAMPLES names from one prompt through one pool: forked from one prefill
     (shared) or each prefilled into its own blocks. Returns (names, pool, prefill mults)."""
     pool, meter = BlockPool(NUM_SAMPLES * -(-BLOCK_SIZE // page_size), page_size), Meter()
-    first = PagedCache(pool)
-    logits = forward(prompt, 0, first, W, meter)
-    caches = [first]
+    caches = [PagedCache(pool)]
+    logits = forward(prompt, 0, caches[0], W, meter)
     for _ in range(NUM_SAMPLES - 1):
-        if shared:
-            caches.append(first.fork())
-        else:
-            caches.append(PagedCache(pool))
+        caches.append(caches[0].fork() if shared else PagedCache(pool))
+        if not shared:
             forward(prompt, 0, caches[-1], W, meter)
     prefill_mults = meter.mults
     seqs = [Sequence(prompt, cache, SHARE_SEED + i) for i, cache in enumerate(caches)]
@@ -537,7 +483,6 @@ def show_sharing(W, bos, prompt, text):
     p, n, per_slot = len(prompt), NUM_SAMPLES, 2 * N_LAYER * N_EMBD
     print(f"\nsharing: {n} samples of '{SHARE_PROMPT}' (P = {p} positions); cache floats held when all have finished")
     print(f"  {'block':>5} {'unshared':>8} {'shared':>7} {'saved':>6} {'derived':>7}  (n-1) floor(P/B) + max(k-1, 0) blocks  {'copies':>6}")
-    out = {}
     for b in PAGE_SIZES:
         names_u, pool_u, mults_u = sample_prompt(W, bos, prompt, b, shared=False)
         names_s, pool_s, mults_s = sample_prompt(W, bos, prompt, b, shared=True)
@@ -548,13 +493,12 @@ def show_sharing(W, bos, prompt, text):
         derived = f"{n - 1} x {p // b} + {extra} = {full + extra}"
         print(f"  {b:5d} {unshared:8,d} {shared:7,d} {unshared - shared:6,d} {(full + extra) * b * per_slot:7,d}  {derived:37} {pool_s.copies:6d}")
         if b == SHARE_PAGE:
-            bound = unshared - full * b * per_slot
-            out = {"shared_cache_floats": shared, "unshared_cache_floats": unshared, "shared_floats_bound": bound}
+            out = {"shared_cache_floats": shared, "unshared_cache_floats": unshared, "shared_floats_bound": unshared - full * b * per_slot}
+            out["shared_token_mismatches"] = sum(x != y for x, y in zip(names_u, names_s))
             shown = ", ".join(text(t) for t in names_s)
-            same = sum(x != y for x, y in zip(names_u, names_s))
-    print(f"  the samples at B = {SHARE_PAGE}: {shown} ({same} differ between shared and unshared)")
+    print(f"  the samples at B = {SHARE_PAGE}: {shown} ({out['shared_token_mismatches']} differ between shared and unshared)")
     print(f"  one prefill instead of {n}: {mults_s:,} multiplies instead of {mults_u:,}")
-    return dict(out, shared_token_mismatches=same)
+    return out
 
 
 def main():
@@ -581,10 +525,8 @@ def main():
 
     # --- the cache: the same tokens for linear instead of quadratic work ---
     metrics = show_cost_run(W, bos, text)
-
-    # --- prefill: one pass over the prompt reuses every weight read ---
+    # --- prefill: one pass over the longest name reuses every weight read ---
     metrics.update(show_prefill(W, encode(max(train_names, key=len))))
-
     # --- paging, then sharing: memory close to what the sequences use ---
     metrics.update(show_paging(W, bos))
     metrics.update(show_sharing(W, bos, encode(SHARE_PROMPT), text))

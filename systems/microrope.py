@@ -5,8 +5,8 @@ embeddings), and a task that depends only on relative position, tested beyond th
 length every model was trained on.
 
 The task: read random digits and, at every position, output the digit seen 3 positions
-earlier. Attention alone is blind to order (a softmax over a set), so without positions
-it cannot tell which digit came 3 steps back. Each encoding trains the same model at
+earlier. Attention alone is blind to order (a weighted average over the visible tokens,
+whatever their order), so without positions it cannot tell which digit came 3 back. Each encoding trains the same model at
 length 16, and is then tested at the positions it trained on and at positions 16-31 of
 length-32 sequences, which it has never seen. A learned table has nothing for those
 positions; sinusoids and rotations are defined everywhere, but only RoPE makes the
@@ -46,10 +46,12 @@ N_EMBD = 12
 # theta_i = ROPE_BASE^(-2i / N_EMBD): the rotation speeds of RoPE and the frequencies of
 # the sinusoidal encoding, both as in their papers.
 ROPE_BASE = 10000.0
-# Initial weights ~ N(0, 0.3): large enough that 150 steps suffice.
+# Initial weights ~ N(0, 0.3): scores vary enough at the start for attention to find
+# its key within the short run below.
 INIT_STD = 0.3
 # Adam on batches of 4 sequences for 150 steps (600 sequences): every positional
-# encoding reaches 100% at length 16 well before the end, on every seed tried.
+# encoding is at or near 100% at length 16 before the end. A constant, fairly large
+# step size (PyTorch's default betas) suits a run this short.
 NUM_STEPS = 150
 BATCH_SIZE = 4
 LEARNING_RATE = 0.02
@@ -72,8 +74,10 @@ TARGETS = [
     ("sinusoidal_acc_16", ">=", 0.95, "none_acc_16"),
     ("rope_acc_16", ">=", 0.95, "none_acc_16"),
     # Beyond it, RoPE keeps most of its accuracy; sinusoids, the classic encoding that
-    # is also defined at every position, lose most of theirs.
-    ("rope_acc_beyond", ">=", 0.60, "sinusoidal_acc_beyond"),
+    # is also defined at every position, lose most of theirs (about 0.3-0.45 against
+    # RoPE's 0.65-0.8; the bound sits between). The learned table falls to chance, 0.1:
+    # printed, not a target, since nothing simpler could be expected to do better.
+    ("rope_acc_beyond", ">=", 0.55, "sinusoidal_acc_beyond"),
 ]
 
 # === DATA ===
@@ -102,8 +106,10 @@ def labels(tokens):
 #        theta_i = 10000^(-2i/d).
 #    theta_0 = 1, so dimensions 0 and 1 repeat every 2 pi = 6.3 positions: the FIRST
 #    dimensions oscillate fastest, and the last ones (wavelength 2 pi 10000^((d-2)/d))
-#    barely move over a whole sequence. Defined at every position, but added to the
-#    input, so the score mixes content and absolute position through W_q and W_k.
+#    barely move over a whole sequence. Vaswani et al. chose them because PE(p - 3) is a
+#    fixed rotation of PE(p), so one W_q^T W_k could aim every query 3 back. But they
+#    are added to the token's vector, so the score also holds content-position cross
+#    terms, learned only for positions < 16, and nothing forces the pure-offset form.
 # 3. rotary (RoPE): nothing is added to the input. The query at position m and the key at
 #    position n are rotated, pair by pair, by the angles m theta_i and n theta_i:
 #        R_p (x_2i, x_2i+1) = (x_2i cos p theta_i - x_2i+1 sin p theta_i,
@@ -251,6 +257,7 @@ def train(params, encoding, batches):
     losses, start = [], time.perf_counter()
     with cycle_collector_paused():
         for step, batch in enumerate(batches):
+            # the mean over 4 sequences x 13 scored positions
             terms = [cross_entropy(z, y) for tokens in batch for z, y in zip(forward(tokens, params, encoding)[0], labels(tokens))]
             loss = sum(terms) * (1.0 / len(terms))
             loss.backward()
@@ -352,9 +359,11 @@ def show_rope_reach(params, wrong):
     for d in [LAG] + sorted(set(wrong)):
         angles = " ".join(f"{d * theta % (2 * math.pi):5.2f}" for theta in thetas)
         print(f"  distance {d:2d}: pair angles mod 2 pi {angles}" + ("  (the right key)" if d == LAG else "  (a wrong favourite)"))
-    print(f"  Read the columns: at a wrong favourite, pair 0 is back near its angle at distance {LAG}")
-    print(f"  (whole turns later), so it cannot object; pair 1 could, but its angle there lies beyond")
-    print(f"  the 0 - {(TRAIN_LEN - 1) * thetas[1]:.2f} rad that training produced, where nothing taught the score to be low.")
+    # pair 0's angle at distance d minus its angle at LAG, wrapped into [-pi, pi)
+    aligned = [d for d in set(wrong) if abs(((d - LAG) * thetas[0] + math.pi) % (2 * math.pi) - math.pi) < 0.5]
+    print(f"  Every distance past {TRAIN_LEN - 1} puts pair 1 beyond the 0 - {(TRAIN_LEN - 1) * thetas[1]:.2f} rad it turned in training,")
+    print(f"  where nothing taught the score to stay low. At {len(aligned)} of the {len(set(wrong))} wrong distances pair 0, the")
+    print(f"  fastest, is also within 0.5 rad of its angle at distance {LAG} (whole turns later): it cannot object.")
     print("  Position interpolation (scale positions into the trained range) and NTK-aware scaling")
     print("  (raise the base, so slow pairs turn less) are the fixes used in practice; not done here.")
 

@@ -439,19 +439,10 @@ def main():
         ("early stopping", f"{t_early:.0f}s; evaluating every {EVAL_EVERY} steps",
          f"held-out {best:.3f} instead of {last:.3f}"),
     ])
-    metrics = {
-        "constant_heldout_loss": constant,
-        "cosine_heldout_loss": cosine,
-        "bigram_heldout_loss": bigram,
-        "accumulation_max_diff": accum_diff,
-        "undivided_gradient_ratio": undivided,
-        "resume_identical": float(identical),
-        "weights_only_drift": drift,
-        "checkpoint_bytes": nbytes,
-        "best_checkpoint_heldout_loss": best,
-        "last_step_heldout_loss": last,
-        "seconds": time.perf_counter() - t0,
-    }
+    metrics = dict(constant_heldout_loss=constant, cosine_heldout_loss=cosine, bigram_heldout_loss=bigram,
+                   accumulation_max_diff=accum_diff, undivided_gradient_ratio=undivided,
+                   resume_identical=float(identical), weights_only_drift=drift, checkpoint_bytes=nbytes,
+                   best_checkpoint_heldout_loss=best, last_step_heldout_loss=last, seconds=time.perf_counter() - t0)
     print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

@@ -178,10 +178,13 @@ def test_examples_and_the_split_keep_heldout_names_apart(monkeypatch, tmp_path):
     assert len(train_ex) == sum(len(n) + 1 for n in train_names)
 
 
-def test_warmup_then_decay():
-    lrs = [mn.lr_at(s, 1.0, 4) for s in range(mn.NUM_STEPS)]
-    assert lrs[:4] == pytest.approx([0.25 * (s + 1) * (1 - s / mn.NUM_STEPS) for s in range(4)])
-    assert lrs.index(max(lrs)) == 3 and lrs[-1] == pytest.approx(1 / mn.NUM_STEPS)
+def test_warmup_rises_to_the_same_peak_then_decays():
+    n = mn.NUM_STEPS
+    warm = [mn.lr_at(s, 1.0, 4) for s in range(n)]
+    plain = [mn.lr_at(s, 1.0, 0) for s in range(n)]
+    assert warm[:5] == [0.25, 0.5, 0.75, 1.0, 1.0] and max(warm) == max(plain) == 1.0
+    assert warm[-1] == pytest.approx(1 / (n - 4)) and plain[-1] == pytest.approx(1 / n)
+    assert all(a >= b for a, b in zip(warm[3:], warm[4:])) and all(a > b for a, b in zip(plain, plain[1:]))
 
 
 def test_rmsnorm_counts_fewer_operations_than_layernorm():
