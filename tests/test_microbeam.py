@@ -13,8 +13,6 @@ from microbeam import (
     generate,
     gpt,
     greedy_pick,
-    init_params,
-    language_model,
     length_normalised,
     name_loss,
     softmax,
@@ -22,16 +20,7 @@ from microbeam import (
     top_p_filter,
     with_temperature,
 )
-
-BOS = 2  # a toy vocabulary: tokens 0 and 1, and BOS = 2 to start and end
-
-
-def toy_lm(seed, monkeypatch, std=1.5, vocab=3):
-    """A random model with peaked distributions (std 1.5 instead of 0.08), as lm()."""
-    monkeypatch.setattr(microbeam, "INIT_STD", std)
-    random.seed(seed)
-    params = init_params(vocab)
-    return params, language_model(params)
+from toy import BOS, toy_lm
 
 
 def plain_probs(params, prefix):
@@ -46,14 +35,14 @@ def plain_probs(params, prefix):
 
 
 def test_the_prefix_tree_cache_gives_what_a_fresh_pass_gives(monkeypatch):
-    params, lm = toy_lm(1, monkeypatch, std=0.5, vocab=27)
+    params, lm = toy_lm(microbeam, 1, monkeypatch, std=0.5, vocab=27)
     # siblings and cousins share cached parents; each must still see only its own past
     for prefix in ([26], [26, 3], [26, 3, 0], [26, 4], [26, 3, 1], [26, 4, 0, 11], [26, 3, 0, 7]):
         assert max(abs(a - b) for a, b in zip(lm(prefix), plain_probs(params, prefix))) < 1e-12
 
 
 def test_scoring_a_name_with_lm_is_the_training_loss(monkeypatch):
-    params, lm = toy_lm(2, monkeypatch, std=0.5)
+    params, lm = toy_lm(microbeam, 2, monkeypatch, std=0.5)
     doc = [BOS, 0, 1, 1, BOS]
     loss, n = name_loss(doc, params)
     nll = -sum(math.log(lm(doc[:i])[doc[i]]) for i in range(1, len(doc)))
@@ -62,7 +51,7 @@ def test_scoring_a_name_with_lm_is_the_training_loss(monkeypatch):
 
 def test_generate_scores_with_the_models_own_probability(monkeypatch):
     """Whatever the rule samples from, the score is log p at T = 1 of what it emitted."""
-    _, lm = toy_lm(3, monkeypatch)
+    _, lm = toy_lm(microbeam, 3, monkeypatch, std=1.5)
     rule = lambda probs, rng: draw_sharp(probs, rng)  # noqa: E731
     for seed in range(10):
         out, logp = generate(lm, [BOS], rule, random.Random(seed), BOS)
@@ -147,7 +136,7 @@ def test_beam_width_1_is_greedy_and_wide_beams_and_best_first_find_the_optimum(m
     monkeypatch.setattr(microbeam, "BLOCK_SIZE", 5)
     # seeds where a stopping bound that ignored alpha would stop too early are included
     for seed in (10, 11, 12, 13, 42, 44):
-        _, lm = toy_lm(seed, monkeypatch)
+        _, lm = toy_lm(microbeam, seed, monkeypatch, std=1.5)
         greedy = generate(lm, [BOS], lambda probs, rng: greedy_pick(probs), None, BOS)
         assert beam_search(lm, [BOS], 1, BOS) == greedy
         completions = all_completions(lm, [BOS], 5)
@@ -167,7 +156,7 @@ def test_beam_width_1_is_greedy_and_wide_beams_and_best_first_find_the_optimum(m
 
 def test_best_first_gives_up_after_max_expansions(monkeypatch):
     monkeypatch.setattr(microbeam, "BLOCK_SIZE", 5)
-    _, lm = toy_lm(10, monkeypatch, std=0.01)  # nearly uniform: the optimum is deep
+    _, lm = toy_lm(microbeam, 10, monkeypatch, std=0.01)  # nearly uniform: the optimum is deep
     assert best_first_optimum(lm, [BOS], BOS, 1) is None
     assert best_first_optimum(lm, [BOS], BOS, 10_000) is not None
 

@@ -15,24 +15,13 @@ from microspeculative import (
     count_draft,
     first_two,
     gpt,
-    init_params,
-    language_model,
     residual_distribution,
     softmax,
     speculative_generate,
     speculative_round,
     total_variation,
 )
-
-BOS = 2  # a toy vocabulary: tokens 0 and 1, and BOS = 2 to start and end
-
-
-def toy_lm(seed, monkeypatch, std=0.5, vocab=3):
-    """A random model with peaked distributions (std 0.5 instead of 0.08), as p(prefix)."""
-    monkeypatch.setattr(microspeculative, "INIT_STD", std)
-    random.seed(seed)
-    params = init_params(vocab)
-    return params, language_model(params)
+from toy import BOS, toy_lm
 
 
 class PathRng:
@@ -133,8 +122,8 @@ def test_speculative_decoding_outputs_exactly_the_targets_distribution(monkeypat
     decoding, the output's distribution is the target's, and the acceptance rate's
     theory holds in expectation: E[accepted] = E[sum over judged contexts of sum min(p, q)]."""
     monkeypatch.setattr(microspeculative, "BLOCK_SIZE", 3)
-    _, target = toy_lm(4, monkeypatch)
-    _, draft = toy_lm(14, monkeypatch)  # unrelated to the target: far from it
+    _, target = toy_lm(microspeculative, 4, monkeypatch, std=0.5)
+    _, draft = toy_lm(microspeculative, 14, monkeypatch, std=0.5)  # unrelated to the target: far from it
     assert total_variation(dict(enumerate(draft([BOS]))), dict(enumerate(target([BOS])))) > 0.2
     paths = enumerate_paths(lambda rng: speculative_generate(target, draft, k, rng, BOS), monkeypatch)
     assert abs(sum(p for _, p in paths) - 1.0) < 1e-12
@@ -151,8 +140,8 @@ def test_sampling_the_draft_alone_would_not_match(monkeypatch):
     """The same enumeration with the acceptance rule forced to 'always accept' gives the
     draft's distribution, not the target's: the test above can fail."""
     monkeypatch.setattr(microspeculative, "BLOCK_SIZE", 3)
-    _, target = toy_lm(4, monkeypatch)
-    _, draft = toy_lm(14, monkeypatch)
+    _, target = toy_lm(microspeculative, 4, monkeypatch, std=0.5)
+    _, draft = toy_lm(microspeculative, 14, monkeypatch, std=0.5)
     monkeypatch.setattr(microspeculative, "acceptance_prob", lambda p, q, x: 1.0)
     always = {}
     broken = enumerate_paths(lambda rng: speculative_generate(target, draft, 2, rng, BOS), monkeypatch)
@@ -186,7 +175,7 @@ def test_naive_acceptance_counts_understate_the_rate(monkeypatch):
 
 
 def test_the_prefix_tree_cache_gives_what_a_fresh_pass_gives(monkeypatch):
-    params, lm = toy_lm(1, monkeypatch, std=0.5, vocab=27)
+    params, lm = toy_lm(microspeculative, 1, monkeypatch, std=0.5, vocab=27)
     for prefix in ([26], [26, 3], [26, 3, 0], [26, 4], [26, 3, 1], [26, 4, 0, 11], [26, 3, 0, 7]):
         keys, values = [[]], [[]]
         for pos, token in enumerate(prefix):
@@ -208,7 +197,7 @@ def test_count_drafts_are_distributions_over_the_right_context():
 
 
 def test_first_two_is_the_exact_joint_distribution(monkeypatch):
-    _, lm = toy_lm(2, monkeypatch)
+    _, lm = toy_lm(microspeculative, 2, monkeypatch, std=0.5)
     joint = first_two(lm, BOS)
     assert len(joint) == 1 + 2 * 3 and abs(sum(joint.values()) - 1.0) < 1e-12
     assert abs(joint[(0, 1)] - lm([BOS])[0] * lm([BOS, 0])[1]) < 1e-15 and joint[(BOS,)] == lm([BOS])[BOS]
