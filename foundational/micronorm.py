@@ -1,24 +1,25 @@
 """
 micronorm.py - where the normalisation sits in a deep residual network, and why it
 decides which learning rates train: no normalisation, post-LN (normalise after the
-residual add, as the original Transformer did), pre-LN (normalise the input of each
-branch and once more before the head, as GPT-2 and nearly every model since), pre-LN
-with RMSNorm, and post-LN helped by a learning-rate warmup.
+residual add, as the original Transformer), pre-LN (normalise each branch's input and
+once more before the head, as GPT-2 and nearly every model since), pre-LN with RMSNorm,
+post-LN helped by a learning-rate warmup, and BatchNorm at batch size 2.
 
-The model is a deep residual MLP on makemore's names: the previous 3 characters are
-embedded and summed, 8 residual blocks of width 16 transform them, and a linear head
-predicts the next character. Everything is plain Python floats with LayerNorm's and
-RMSNorm's backward passes derived by hand below (and checked against finite
-differences in the tests). At a small learning rate the placements train alike; at a
-large one post-LN stalls and pre-LN does not, and warming the learning rate up to the
-same peak recovers part of post-LN's loss: the reason post-LN Transformers need warmup.
-At this depth the stack with no norm at all trains about as well as pre-LN: what a
-norm on the residual path costs is the thing measured, not what a norm buys.
+A deep residual MLP on makemore's names (the previous 3 characters embedded and summed,
+8 residual blocks of width 16, a linear head), in plain Python floats, with the norms'
+backward passes derived by hand below and checked against finite differences in the
+tests. At a small learning rate the placements train alike; at a large one post-LN
+stalls and pre-LN does not, and warming up to the same peak recovers part of post-LN's
+loss: the reason post-LN Transformers need warmup. At this depth no norm at all trains
+about as well as pre-LN: what a norm on the residual path costs is measured, not what a
+norm buys. At batch size 2 BatchNorm (each feature normalised over the batch) fails
+where LayerNorm (each example over its own features) trains.
 
-Papers: Ba, Kiros and Hinton 2016, "Layer Normalization"; Vaswani et al. 2017 (post-LN);
-Zhang and Sennrich 2019, "Root Mean Square Layer Normalization"; Xiong et al. 2020, "On
-Layer Normalization in the Transformer Architecture" (pre-LN, and why post-LN needs
-warmup). Parameter names follow PyTorch (fc1, fc2, ln.weight, ln_f, lm_head).
+Papers: Ioffe and Szegedy 2015, "Batch Normalization"; Ba, Kiros and Hinton 2016, "Layer
+Normalization"; Vaswani et al. 2017 (post-LN); Zhang and Sennrich 2019, "Root Mean Square
+Layer Normalization"; Xiong et al. 2020, "On Layer Normalization in the Transformer
+Architecture" (pre-LN, and why post-LN needs warmup). Parameter names follow PyTorch
+(fc1, fc2, ln.weight, ln.running_mean, ln_f, lm_head).
 """
 
 import hashlib
@@ -35,9 +36,8 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# Context: the previous 3 characters (BOS-padded at the start of a name), as in
-# makemore's MLP. Each of the 3 slots has its own embedding table; the three rows are
-# summed into one 16-wide vector, the residual stream.
+# Context: the previous 3 characters (BOS-padded), as in makemore's MLP. Each slot has its
+# own embedding table; the three rows are summed into the 16-wide residual stream.
 CONTEXT = 3
 N_EMBD = 16
 # Residual blocks. Depth is what makes placement matter: each post-LN block rescales
@@ -51,18 +51,15 @@ NUM_STEPS = 600
 # the low one the placements tie; the high one is where placement decides.
 LOW_LR = 0.003
 HIGH_LR = 0.02
-# Post-LN with warmup: the learning rate rises linearly from 0 to the same peak over
-# the first half of the run, then decays, so the first updates, made while the weights
-# are still random, are small.
+# Post-LN with warmup: the learning rate rises from 0 to the same peak over the first
+# half of the run, then decays: the first updates, on still random weights, are small.
 WARMUP_STEPS = 300
 # Adam's usual decay rates, and the epsilon that keeps an update finite.
 BETA1, BETA2 = 0.9, 0.999
 ADAM_EPS = 1e-8
-# Added to the variance (LayerNorm) or mean square (RMSNorm) before the square root,
-# as in PyTorch: a constant vector normalises to 0 instead of dividing by 0.
+# Added to the variance or mean square before the root: a constant vector normalises to 0.
 NORM_EPS = 1e-5
-# BatchNorm's failure case: batches of 2 examples, and PyTorch's momentum for the
-# running mean and variance that eval mode uses in place of the batch's.
+# BatchNorm's failing batch size, and PyTorch's momentum for its running statistics.
 BN_BATCH = 2
 BN_MOMENTUM = 0.1
 # Initial weights: embeddings ~ N(0, 1); a linear layer's ~ N(0, 1/fan_in), so every
@@ -90,6 +87,8 @@ TARGETS = [
     # Warming up to the same peak recovers part of post-LN's gap to pre-LN (0.05-0.19
     # of 0.24-0.31 nats over six seeds).
     ("postln_warmup_high_lr_heldout", "<=", 2.72, "postln_high_lr_heldout"),
+    # At batch size 2 LayerNorm trains (about 2.75) and BatchNorm does not (about 3.05).
+    ("preln_batch2_heldout", "<=", 2.9, "batchnorm_batch2_heldout"),
 ]
 
 # === DATA ===
@@ -126,51 +125,9 @@ def examples(docs):
 # so dL/dx_j = sum_i d_i dxhat_i/dx_j = r (d_j - mean(d) - xhat_j mean(d * xhat)):
 # remove from the incoming gradient its mean (the shift LayerNorm ignores) and its
 # component along xhat (the scale LayerNorm ignores), then scale by r.
-#
 # RMSNorm drops the mean: r = (mean(x^2) + eps)^(-1/2), xhat = x r, y = g * xhat, no
 # bias. The same steps without the 1/n terms from mu give
 #   dxhat_i/dx_j = r (1[i==j] - xhat_i xhat_j / n),  dL/dx_j = r (d_j - xhat_j mean(d * xhat)).
-#
-# BatchNorm (Ioffe and Szegedy 2015) normalises each feature j over the B examples of
-# the batch instead: it is LayerNorm of the columns of the batch, with the scalar gain
-# g_j and bias b_j. So the derivation above holds with n = B, the mean and variance
-# taken over the batch, and the sums over examples:
-#   dL/dx_nj = r_j (d_nj - mean_m(d_mj) - xhat_nj mean_m(d_mj xhat_mj)).
-# The examples are coupled: example n's gradient depends on every other example of the
-# batch, through the batch mean and variance. At B = 2 each feature is normalised by
-# two values: xhat = +-(a - b) / 2 / sqrt((a - b)^2 / 4 + eps), which is +-1 unless a
-# and b nearly agree, and the bracket above vanishes. What survives is only which of the
-# two examples had the larger value of each feature.
-# Eval mode cannot use a batch: it normalises by a running mean and variance, averaged
-# over the training batches with momentum (the variance with B - 1, as PyTorch does).
-
-
-def batchnorm(X, g, b, running, train=True):
-    """Each column of the batch X normalised over the batch (train mode, updating the
-    running statistics in place) or by the running statistics (eval mode).
-
-    >>> batchnorm([[1.0], [3.0]], [1.0], [0.0], ([0.0], [1.0]), train=False)[0]
-    [[0.9999950000374997], [2.999985000112499]]
-    """
-    mean, var = running
-    if not train:
-        return [[gj * (v - m) * (s + NORM_EPS) ** -0.5 + bj for v, gj, bj, m, s in zip(x, g, b, mean, var)]
-                for x in X], None
-    cols = [list(c) for c in zip(*X)]
-    pairs = [layernorm(c, [gj] * len(c), [bj] * len(c)) for c, gj, bj in zip(cols, g, b)]
-    for j, c in enumerate(cols):
-        mu = sum(c) / len(c)
-        mean[j] += BN_MOMENTUM * (mu - mean[j])
-        var[j] += BN_MOMENTUM * (sum((v - mu) ** 2 for v in c) / (len(c) - 1) - var[j])
-    return [list(r) for r in zip(*[y for y, _ in pairs])], [c for _, c in pairs]
-
-
-def batchnorm_backward(dY, g, caches):
-    """dL/dX, dL/dg, dL/db: LayerNorm's backward down each column of the batch."""
-    dYT = [list(d) for d in zip(*dY)]
-    dXT = [layernorm_backward(d, [gj] * len(d), c) for d, gj, c in zip(dYT, g, caches)]
-    dg = [sum(map(operator.mul, d, c[0])) for d, c in zip(dYT, caches)]
-    return [list(r) for r in zip(*dXT)], dg, [sum(d) for d in dYT]
 
 
 def layernorm(x, g, b):
@@ -219,6 +176,29 @@ def rmsnorm_backward(dy, g, cache):
 NORMS = {"layernorm": (layernorm, layernorm_backward), "rmsnorm": (rmsnorm, rmsnorm_backward)}
 
 
+# BatchNorm (Ioffe and Szegedy 2015) normalises each feature j over the B examples of
+# a batch: LayerNorm of each column of the batch, with scalar gain g_j and bias b_j. So
+# the same derivation holds with n = B and the means over the batch:
+#   dL/dx_nj = r_j (d_nj - mean_m(d_mj) - xhat_nj mean_m(d_mj xhat_mj)),
+# and it couples the examples: example n's gradient depends on every other example of
+# the batch, through the batch mean and variance. At B = 2, xhat = +-(a - b) / 2 /
+# sqrt((a - b)^2 / 4 + eps) = +-1 unless a and b nearly agree, and the bracket vanishes.
+
+
+def batchnorm(X, g, b, running, train=True):
+    """Each column of X normalised over the batch, updating `running` (train mode), or by `running` (eval mode)."""
+    mean, var = running
+    if not train:
+        r = [(s + NORM_EPS) ** -0.5 for s in var]
+        return [[gj * (v - m) * rj + bj for v, gj, bj, m, rj in zip(x, g, b, mean, r)] for x in X], None
+    for j, c in enumerate(zip(*X)):
+        mu = sum(c) / len(c)
+        mean[j] += BN_MOMENTUM * (mu - mean[j])
+        var[j] += BN_MOMENTUM * (sum((v - mu) ** 2 for v in c) / (len(c) - 1) - var[j])  # as PyTorch
+    pairs = [layernorm(list(c), [gj] * len(c), [bj] * len(c)) for c, gj, bj in zip(zip(*X), g, b)]
+    return [list(r) for r in zip(*[y for y, _ in pairs])], [c for _, c in pairs]
+
+
 def norm_forward(kind, X, g, b, running=None):
     """Normalise every row of a batch; returns the rows and their caches."""
     if kind.startswith("batchnorm"):  # "batchnorm-eval": eval mode
@@ -229,8 +209,11 @@ def norm_forward(kind, X, g, b, running=None):
 
 def norm_backward(kind, dY, g, caches):
     """dL/dX, dL/dg = sum over rows of dy * xhat, dL/db = sum over rows of dy."""
-    if kind == "batchnorm":
-        return batchnorm_backward(dY, g, caches)
+    if kind == "batchnorm":  # LayerNorm's backward down each column (caches are per column)
+        dY = [list(d) for d in zip(*dY)]
+        dXT = [layernorm_backward(d, [gj] * len(d), c) for d, gj, c in zip(dY, g, caches)]
+        dg = [sum(map(operator.mul, d, c[0])) for d, c in zip(dY, caches)]
+        return [list(r) for r in zip(*dXT)], dg, [sum(d) for d in dY]
     dX = [NORMS[kind][1](dy, g, c) for dy, c in zip(dY, caches)]
     dg = [sum(col) for col in zip(*[list(map(operator.mul, dy, c[0])) for dy, c in zip(dY, caches)])]
     return dX, dg, [sum(col) for col in zip(*dY)]
@@ -257,11 +240,9 @@ VARIANTS = {
 
 
 def init_params(placement, kind, vocab_size, rng):
-    """Weights as lists of rows, vectors as plain lists, PyTorch's names.
-
-    Every variant draws its random weights in the same order from the same seed, and the
-    norms' gains (1) and biases (0) draw nothing, so all variants start from identical
-    embeddings, branches and head."""
+    """Weights as lists of rows, vectors as plain lists, PyTorch's names. Every variant
+    draws the same random weights in the same order (norm gains, biases and running
+    statistics draw nothing): all start from identical embeddings, branches and head."""
 
     def matrix(n_out, n_in, std):
         return [[rng.gauss(0.0, std) for _ in range(n_in)] for _ in range(n_out)]
@@ -397,9 +378,7 @@ def adam_step(p, grads, state, lr, t):
         m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2
         w <- w - lr (m / c1) / (sqrt(v / c2) + eps),   c1 = 1 - beta1^t, c2 = 1 - beta2^t
 
-    Adam divides by each weight's own gradient scale, so a block whose gradients are
-    100x larger still moves each weight by about lr per step (the first step moves every
-    weight with a gradient well above eps by lr).
+    Adam divides by each weight's own gradient scale: its first step is lr, whatever g.
 
     >>> p, s = {"w": [0.0, 0.0]}, {}
     >>> adam_step(p, {"w": [1000.0, -0.01]}, s, 0.1, 1); [round(x, 6) for x in p["w"]]
@@ -422,8 +401,7 @@ def adam_step(p, grads, state, lr, t):
 
 def lr_at(step, peak, warmup):
     """The learning rate at a step: with warmup, a linear rise from 0 to the peak over
-    `warmup` steps, then a linear decay to 0 at the end (BERT's schedule); without,
-    only the decay, from the peak at step 0.
+    `warmup` steps, then a linear decay to 0 (BERT's schedule); without, only the decay.
 
     >>> [lr_at(s, 1.0, 2) for s in (0, 1, 2)], lr_at(0, 1.0, 0)
     ([0.5, 1.0, 1.0], 1.0)
@@ -449,34 +427,36 @@ def train(variant, lr, vocab_size, train_ex, seeds, batch_size=BATCH):
     return p, losses, 1000 * (time.perf_counter() - start) / NUM_STEPS
 
 
-def evaluate(p, variant, examples_, vocab_size):
-    """Mean held-out cross-entropy (nats per character), forward passes only."""
-    placement, kind, _ = VARIANTS[variant]
-    chunks = [examples_[i : i + 100] for i in range(0, len(examples_), 100)]
-    return sum(loss_and_grads(p, placement, kind, c, vocab_size, False)[0] * len(c) for c in chunks) / len(examples_)
+def evaluate(p, variant, examples_, vocab_size, kind=None, size=100):
+    """Mean held-out cross-entropy (nats per character), forward passes only, over
+    batches of `size`, BatchNorm in eval mode unless `kind` says otherwise."""
+    placement, own_kind, _ = VARIANTS[variant]
+    own_kind = "batchnorm-eval" if own_kind == "batchnorm" else own_kind
+    chunks = [examples_[i : i + size] for i in range(0, len(examples_), size)]
+    return sum(loss_and_grads(p, placement, kind or own_kind, c, vocab_size, False)[0] * len(c)
+               for c in chunks) / len(examples_)
 
 
-def compare(lr, variants, vocab_size, train_ex, eval_ex, seeds):
+def compare(lr, variants, vocab_size, train_ex, eval_ex, seeds, batch_size=BATCH):
     """Train each variant at one learning rate; print and return held-out losses."""
-    print(f"\n=== learning rate {lr}: {NUM_STEPS:,} Adam steps of {BATCH} examples, same init and batches ===")
+    print(f"\n=== learning rate {lr}: {NUM_STEPS:,} Adam steps of {batch_size} examples, same init and batches ===")
     print(f"{'variant':18}{'held-out':>10}{'train (last 100)':>18}{'ms/step':>9}")
-    heldout, curves, ms = {}, {}, []
+    heldout, curves, ms, params = {}, {}, [], {}
     for name in variants:
-        p, losses, ms_step = train(name, lr, vocab_size, train_ex, seeds)
-        heldout[name], curves[name] = evaluate(p, name, eval_ex, vocab_size), losses
+        params[name], losses, ms_step = train(name, lr, vocab_size, train_ex, seeds, batch_size)
+        heldout[name], curves[name] = evaluate(params[name], name, eval_ex, vocab_size), losses
         ms.append(ms_step)
         print(f"{name:18}{heldout[name]:10.4f}{sum(losses[-100:]) / 100:18.4f}{ms_step:9.1f}")
-    return heldout, curves, sum(ms) / len(ms)
+    return heldout, curves, sum(ms) / len(ms), params
 
 
 # === GRADIENTS AT INITIALISATION ===
-# Xiong et al. trace post-LN's need for warmup to its gradients at initialisation: in
-# a deep post-LN Transformer they are largest near the output, so the first large steps
-# land there; pre-LN's are level. Measured here on one batch, before any training: the
-# norm of each block's fc1 and fc2 weight gradients. At 8 blocks of width 16 the
-# picture need not appear (the ratio of the last block's norm to the first's is
-# printed), and Adam divides each weight's gradient by its own scale anyway: what
-# breaks post-LN here shows in the losses below, not in these bars.
+# Xiong et al. trace post-LN's need for warmup to its gradients at initialisation: in a
+# deep post-LN Transformer they are largest near the output, so the first large steps
+# land there; pre-LN's are level. Measured on one batch before training: the norm of each
+# block's fc1 and fc2 weight gradients. At 8 blocks of width 16 the picture need not
+# appear, and Adam divides each weight's gradient by its own scale anyway: what breaks
+# post-LN here shows in the losses below, not in these bars.
 
 
 def show_grad_norms(vocab_size, train_ex, seeds):
@@ -548,6 +528,24 @@ def show_norm_costs():
     return counts
 
 
+# === BATCHNORM AT BATCH SIZE 2 ===
+# BatchNorm normalises each feature over the batch, and at inference (eval mode) by the
+# running statistics; at batch 2 that is two values per feature (derived above). Both
+# models use the pre-norm wiring and the low learning rate (a quarter of the batch).
+
+
+def show_batchnorm(vocab_size, train_ex, eval_ex, seeds):
+    heldout, _, _, params = compare(LOW_LR, ["pre-LN", "pre-BatchNorm"], vocab_size, train_ex, eval_ex, seeds, BN_BATCH)
+    # train mode also moves the running statistics (as PyTorch's does); nothing reads them after this
+    train_mode = evaluate(params["pre-BatchNorm"], "pre-BatchNorm", eval_ex, vocab_size, "batchnorm", BN_BATCH)
+    ln, bn = heldout["pre-LN"], heldout["pre-BatchNorm"]
+    print(f"pre-BatchNorm's held-out loss is in eval mode (running statistics); in train mode, normalised by\n"
+          f"the statistics of held-out pairs, it is {train_mode:.4f} (eval - train {bn - train_mode:+.4f}).\n"
+          f"At batch {BN_BATCH} each feature is normalised by two values, to +-1: BatchNorm trains on signs and ends\n"
+          f"{bn - ln:.3f} nats behind LayerNorm, which normalises each example over its own features.")
+    return ln, bn, train_mode
+
+
 # === THE CURVES ===
 
 
@@ -575,33 +573,26 @@ def main():
 
     grad_ratio = show_grad_norms(vocab_size, train_ex, seeds)
     ops = show_norm_costs()
-    low, _, ms_low = compare(LOW_LR, ["none", "post-LN", "pre-LN"], vocab_size, train_ex, eval_ex, seeds)
-    spread = max(low.values()) - min(low.values())
+    low, _, ms_low, _ = compare(LOW_LR, ["none", "post-LN", "pre-LN"], vocab_size, train_ex, eval_ex, seeds)
     print(f"at this learning rate post-LN and pre-LN lie {abs(low['post-LN'] - low['pre-LN']):.3f} nats apart;"
-          f" the three within {spread:.3f}")
-    high, curves, ms_high = compare(HIGH_LR, list(VARIANTS)[:5], vocab_size, train_ex, eval_ex, seeds)
+          f" the three within {max(low.values()) - min(low.values()):.3f}")
+    high, curves, ms_high, _ = compare(HIGH_LR, list(VARIANTS)[:5], vocab_size, train_ex, eval_ex, seeds)
     print(f"pre-LN {high['post-LN'] - high['pre-LN']:.3f} nats below post-LN; warmup recovers"
           f" {high['post-LN'] - high['post-LN + warmup']:.3f} of it; RMSNorm vs LayerNorm (pre):"
           f" {high['pre-RMSNorm'] - high['pre-LN']:+.3f}; no norm vs pre-LN: {high['none'] - high['pre-LN']:+.3f}")
     show_curves(curves, high)
-
+    ln2, bn_eval, bn_tr = show_batchnorm(vocab_size, train_ex, eval_ex, seeds)
     metrics = {
-        "none_low_lr_heldout": low["none"],
-        "postln_low_lr_heldout": low["post-LN"],
-        "preln_low_lr_heldout": low["pre-LN"],
-        "none_high_lr_heldout": high["none"],
-        "postln_high_lr_heldout": high["post-LN"],
-        "preln_high_lr_heldout": high["pre-LN"],
-        "prerms_high_lr_heldout": high["pre-RMSNorm"],
-        "postln_warmup_high_lr_heldout": high["post-LN + warmup"],
-        "postln_grad_last_over_first": grad_ratio["post-LN"],
-        "preln_grad_last_over_first": grad_ratio["pre-LN"],
-        "layernorm_ops": sum(ops["layernorm"]),
-        "rmsnorm_ops": sum(ops["rmsnorm"]),
-        "ms_per_step": (3 * ms_low + 5 * ms_high) / 8,
-        "seconds": time.perf_counter() - t0,
+        "none_low_lr_heldout": low["none"], "postln_low_lr_heldout": low["post-LN"],
+        "preln_low_lr_heldout": low["pre-LN"], "none_high_lr_heldout": high["none"],
+        "postln_high_lr_heldout": high["post-LN"], "preln_high_lr_heldout": high["pre-LN"],
+        "prerms_high_lr_heldout": high["pre-RMSNorm"], "postln_warmup_high_lr_heldout": high["post-LN + warmup"],
+        "postln_grad_last_over_first": grad_ratio["post-LN"], "preln_grad_last_over_first": grad_ratio["pre-LN"],
+        "preln_batch2_heldout": ln2, "batchnorm_batch2_heldout": bn_eval, "batchnorm_batch2_trainmode_heldout": bn_tr,
+        "layernorm_ops": sum(ops["layernorm"]), "rmsnorm_ops": sum(ops["rmsnorm"]),
+        "ms_per_step": (3 * ms_low + 5 * ms_high) / 8, "seconds": time.perf_counter() - t0,
     }
-    print(f"\n8 runs of {NUM_STEPS:,} steps at {metrics['ms_per_step']:.1f} ms/step;"
+    print(f"\n8 runs of {NUM_STEPS:,} steps of {BATCH} at {metrics['ms_per_step']:.1f} ms/step;"
           f" whole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

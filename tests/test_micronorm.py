@@ -1,6 +1,6 @@
-"""micronorm: the hand-derived LayerNorm, RMSNorm, residual-block and model backward
-passes against central finite differences, Adam on a hand-computed example, and the
-held-out split."""
+"""micronorm: the hand-derived LayerNorm, RMSNorm, BatchNorm, residual-block and model
+backward passes against central finite differences, BatchNorm's running statistics and
+eval mode, Adam on a hand-computed example, and the held-out split."""
 
 import math
 import random
@@ -11,8 +11,13 @@ import micronorm as mn
 from gradcheck import central_difference, holder_of, param_keys, rel_err
 
 VOCAB = 27
-# The four wirings of a block (warmup changes the schedule, not the block).
+# The five wirings of a block (warmup changes the schedule, not the block).
 WIRINGS = {name: v[:2] for name, v in mn.VARIANTS.items() if not v[2]}
+
+
+def trained(p):
+    """The parameters, without BatchNorm's running statistics (buffers, no gradient)."""
+    return {k: v for k, v in p.items() if not k.endswith(("running_mean", "running_var"))}
 
 
 def weights(shape_of, seed=0):
@@ -53,6 +58,50 @@ def test_norm_backward_matches_finite_differences(kind):
             assert central_difference(loss, b, j) == 0.0
 
 
+def test_batchnorm_backward_couples_the_batch_and_matches_finite_differences():
+    rng = random.Random(6)
+    X = [[rng.gauss(0.5, 2.0) for _ in range(5)] for _ in range(4)]
+    g, b = [rng.uniform(0.5, 1.5) for _ in range(5)], [rng.uniform(-1, 1) for _ in range(5)]
+    W = weights(X, seed=7)
+
+    def loss():  # train mode: batch statistics (fresh running statistics each call)
+        return weighted(mn.norm_forward("batchnorm", X, g, b, ([0.0] * 5, [1.0] * 5))[0], W)
+
+    _, caches = mn.norm_forward("batchnorm", X, g, b, ([0.0] * 5, [1.0] * 5))
+    dX, dg, db = mn.norm_backward("batchnorm", W, g, caches)
+    for n in range(4):
+        for j in range(5):
+            close(dX[n][j], central_difference(loss, X[n], j), f"dx[{n}][{j}]")
+    for j in range(5):
+        close(dg[j], central_difference(loss, g, j), f"dg[{j}]")
+        close(db[j], central_difference(loss, b, j), f"db[{j}]")
+    # the coupling: a loss on example 0's outputs alone has a gradient on example 1's inputs
+    only_0 = [W[0]] + [[0.0] * 5 for _ in range(3)]
+    assert max(abs(v) for v in mn.norm_backward("batchnorm", only_0, g, caches)[0][1]) > 1e-3
+
+
+def test_batchnorm_running_statistics_and_eval_mode():
+    X = [[1.0, -2.0], [3.0, 0.0], [8.0, 2.0]]
+    g, b, running = [2.0, 1.0], [0.5, 0.0], ([1.0, 0.0], [1.0, 4.0])
+    Y, _ = mn.batchnorm(X, g, b, running)
+    # train mode: each column normalised over the batch (mean 0, variance 1 before g, b)
+    for j in range(2):
+        col = [(y[j] - b[j]) / g[j] for y in Y]
+        assert abs(sum(col)) < 1e-9 and abs(sum(v * v for v in col) / 3 - 1) < 1e-4
+    # running <- 0.9 running + 0.1 batch; the variance with B - 1: column 0 has mean 4,
+    # squared deviations 9 + 1 + 16 = 26, so 13; column 1 mean 0, 4 + 0 + 4 = 8, so 4
+    assert running[0] == pytest.approx([0.9 * 1.0 + 0.1 * 4.0, 0.0])
+    assert running[1] == pytest.approx([0.9 * 1.0 + 0.1 * 13.0, 0.9 * 4.0 + 0.1 * 4.0])
+    # eval mode: every row alone, by the running statistics, whatever the batch
+    Y_eval, _ = mn.batchnorm(X, g, b, running, train=False)
+    assert mn.batchnorm(X[2:], g, b, running, train=False)[0][0] == Y_eval[2]
+    expected = 2.0 * (8.0 - 1.3) / math.sqrt(2.2 + mn.NORM_EPS) + 0.5
+    assert Y_eval[2][0] == pytest.approx(expected, rel=1e-12)
+    # at batch size 2 train mode leaves each feature only its sign: +-g + b
+    Y2, _ = mn.batchnorm([[0.3, 5.0], [1.7, -1.0]], g, b, ([0.0, 0.0], [1.0, 1.0]))
+    assert [[round(v, 3) for v in y] for y in Y2] == [[-1.5, 1.0], [2.5, -1.0]]
+
+
 def test_layernorm_removes_shift_and_scale_and_rmsnorm_only_scale():
     x = [1.0, 2.0, 4.0, -3.0]
     shifted_scaled = [3.0 * v + 7.0 for v in x]
@@ -81,7 +130,7 @@ def test_residual_block_backward_matches_finite_differences(variant):
     placement, kind = WIRINGS[variant]
     p = perturbed_params(placement, kind)
     rng = random.Random(2)
-    X = [[rng.gauss(0, 1.5) for _ in range(mn.N_EMBD)] for _ in range(2)]
+    X = [[rng.gauss(0, 1.5) for _ in range(mn.N_EMBD)] for _ in range(3)]
     W = weights(X, seed=3)
 
     def loss():
@@ -90,13 +139,13 @@ def test_residual_block_backward_matches_finite_differences(variant):
     _, cache = mn.block_forward(p, 0, placement, kind, X)
     grads = {}
     dX = mn.block_backward(p, 0, placement, kind, W, cache, grads)
-    block = {k: v for k, v in p.items() if k.startswith("h0.")}
+    block = {k: v for k, v in trained(p).items() if k.startswith("h0.")}
     assert sorted(grads) == sorted(block), "a gradient for every parameter of the block, and no other"
     for key in param_keys(block):
         holder, j = holder_of(block, key)
         g = grads[key[0]] if key[1] is None else grads[key[0]][key[1]]
         close(g[j], central_difference(loss, holder, j), f"{variant} {key}")
-    for n in range(2):
+    for n in range(3):
         for j in range(mn.N_EMBD):
             close(dX[n][j], central_difference(loss, X[n], j), f"{variant} dx[{n}][{j}]")
 
@@ -111,12 +160,12 @@ def test_whole_model_gradient_matches_finite_differences(variant):
         return mn.loss_and_grads(p, placement, kind, batch, VOCAB, backward=False)[0]
 
     grads = mn.loss_and_grads(p, placement, kind, batch, VOCAB)[1]
-    assert sorted(grads) == sorted(p)
+    assert sorted(grads) == sorted(trained(p))
     # every row of wte the batch touches (context slot s, token t: row s * 27 + t), a
     # sample of every other parameter, and an untouched embedding row (gradient 0)
     keys = [("wte", s * VOCAB + t, j) for ctx, _ in batch for s, t in enumerate(ctx) for j in (0, 7)]
     keys += [("wte", 1 * VOCAB + 5, 3)]
-    keys += [k for k in param_keys({n: v for n, v in p.items() if n != "wte"})][::23]
+    keys += [k for k in param_keys({n: v for n, v in trained(p).items() if n != "wte"})][::23]
     for key in keys:
         holder, j = holder_of(p, key)
         g = grads[key[0]] if key[1] is None else grads[key[0]][key[1]]
