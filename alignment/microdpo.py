@@ -679,6 +679,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: log_sigmoid(x), one node with gradient sigmoid(-x), finite at any
+# x where sigmoid(x).log() underflows; checked in tests/test_microdpo.py.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

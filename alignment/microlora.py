@@ -717,6 +717,13 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: frozen_linear (the base's weights enter as constants, so no
+# gradient, moment or graph edge reaches them) and lora_linear (W x + (alpha / r) B A x,
+# the adapter's sum as one node); checked in tests/test_microlora.py.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -749,6 +749,13 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: the mixture h_d + sum_e g_e f_e,d as one node per coordinate
+# (train_step), children h_d and the gates; the experts' own backward is hand-derived
+# (expert_backward). Checked in tests/test_micromoe.py.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -736,6 +736,13 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: clip(x, lo, hi), slope 1 strictly inside the range and 0 outside,
+# which is how PPO's clipped surrogate stops a ratio's gradient; checked in
+# tests/test_microppo.py.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -735,6 +735,13 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: sigmoid (the GRU's gates), affine (W x + b, one node per output),
+# lerp (the GRU's (1 - z) h + z h_cand as one node) and output_loss (cross-entropy of w
+# h + b as one node); checked in tests/test_micrornn.py.
+
+
 DOWNLOAD_TIMEOUT_S = 30
 
 

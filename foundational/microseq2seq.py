@@ -704,6 +704,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Nothing added: the encoder, the decoder and cross-attention are built from Value's
+# operations and the four fused ones.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -759,6 +759,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Nothing added: microgpt's model is trained as it is, and decoding reads only its
+# probabilities.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -749,6 +749,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Nothing added: microgpt's model is trained as it is; the cache experiments run on its
+# weights as floats.
+
+
 
 
 def linear(x, w):

@@ -742,6 +742,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Nothing added: microgpt's model is trained as it is; quantization works on its weights
+# as floats.
+
+
 
 
 def linear(x, w):

@@ -510,6 +510,13 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Added in the story: rope(x, pos), each pair rotated by pos * theta_i, one node per
+# output with the pair as children and local gradients cos and +-sin; checked in
+# tests/test_microrope.py.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

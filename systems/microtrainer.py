@@ -586,6 +586,12 @@ class Value:
                     child.grad += local * g
 
 
+# --- AUTOGRAD IN THIS SCRIPT ---
+# Value above is microgpt.py's, character for character (docs/autograd-interface.md).
+# Nothing added: the training loop's machinery works on the gradients Value leaves in
+# .grad.
+
+
 def linear(x, w):
     """y_i = sum_j w[i][j] * x[j] for each row of w: one node per output.
 

@@ -131,6 +131,22 @@ def test_the_appendix_holds_only_microgpts_machinery_verbatim(script):
     assert not kinds, f"only copied definitions belong in the appendix, not {sorted(kinds)}"
 
 
+CALLOUT = "# --- AUTOGRAD IN THIS SCRIPT ---"
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != REFERENCE])
+def test_a_copied_value_class_is_followed_by_its_callout(script):
+    """A reader who skips a Value class seen before still learns what this script adds
+    to autograd (in its story) or that it adds nothing (docs/autograd-interface.md)."""
+    source = read(script)
+    value = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "Value"]
+    if not value:
+        pytest.skip("no autograd in this script")
+    after = [line for line in source.splitlines()[value[0].end_lineno :] if line.strip()]
+    assert after and after[0] == CALLOUT, f"{script}: `{CALLOUT}` belongs right after the Value class"
+    assert after[1].startswith("# ") and after[2].startswith("# "), "the callout says what is added, or that nothing is"
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_importing_prints_nothing_and_trains_nothing(script):
     name = os.path.splitext(os.path.basename(script))[0]
