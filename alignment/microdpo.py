@@ -3,22 +3,19 @@ microdpo.py - Direct Preference Optimization aligns a language model to a prefer
 with one classification loss on its own log-probabilities, with no reward model and no
 sampling during training, anchored to a frozen copy of itself.
 
-It pretrains microgpt's tiny GPT on names (the reference), draws pairs of names from
-the reference and prefers the shorter name of each pair: a graded preference, where
-shorter is always better. Two methods start from the same reference and see the same
-pairs. Preferred-FT, the DPO paper's baseline, fine-tunes on the chosen names alone, so
-it can only imitate them and stops at their quality. DPO learns from the difference
-between chosen and rejected and keeps going past it. A run with a small beta shows what
-beta is for: it runs on to empty names, the over-optimisation the KL term exists to
-limit. Every run is drawn on one reward-KL frontier. Last, the two methods meet a
-yes/no preference (a vowel ending, microppo.py's task), where they tie: why the
-graded preference is the one that tells them apart.
+It pretrains microgpt's tiny GPT on names (the reference) and prefers the shorter of two of its
+samples: a graded preference, where shorter is always better. From the same reference and on
+the same pairs, Preferred-FT, the DPO paper's baseline, fine-tunes on the chosen names alone, so
+it can only imitate them and stops at their quality; DPO learns from the difference between
+chosen and rejected and keeps going past it. A run with a small beta runs on to empty names, the
+over-optimisation the KL term exists to limit. Every run is drawn on one reward-KL frontier.
+Last, on a yes/no preference (a vowel ending, microppo.py's task) the two methods tie.
 
-Attribution: DPO is from Rafailov et al., "Direct Preference Optimization: Your Language
-Model is Secretly a Reward Model" (2023), Preferred-FT its baseline; deterministic
-preferences are analysed by Azar et al., "A General Theoretical Paradigm to Understand
-Learning from Human Preferences" (2023, IPO). The model and the autograd engine are
-microgpt.py's from this collection (after Karpathy's microgpt, micrograd and makemore).
+Attribution: DPO is from Rafailov et al., "Direct Preference Optimization: Your Language Model
+is Secretly a Reward Model" (2023), Preferred-FT its baseline; deterministic preferences are
+analysed by Azar et al., "A General Theoretical Paradigm to Understand Learning from Human
+Preferences" (2023, IPO). The model and the autograd engine are microgpt.py's from this
+collection (after Karpathy's microgpt, micrograd and makemore).
 """
 
 import contextlib
@@ -38,71 +35,47 @@ random.seed(42)
 
 # === HYPERPARAMETERS ===
 # --- the reference: microgpt's GPT (about 4,200 parameters), trained as microgpt does ---
-# Residual width, heads (each owns a 4-dim slice), one block, 16 positions (the longest
-# name has 15 letters, plus its closing token), and initial weights ~ N(0, 0.08).
-N_EMBD = 16
-N_HEAD = 4
+# Residual width, heads (each owns a 4-dim slice), one block, 16 positions (the longest name
+# has 15 letters, plus its closing token), and initial weights ~ N(0, 0.08).
+N_EMBD, N_HEAD, N_LAYER, BLOCK_SIZE, INIT_STD = 16, 4, 1, 16, 0.08
 HEAD_DIM = N_EMBD // N_HEAD
-N_LAYER = 1
-BLOCK_SIZE = 16
-INIT_STD = 0.08
-# 1,000 names at microgpt's learning rate, decayed linearly: a model that writes
-# plausible names (most of the way to microgpt's 2,000-step loss) in about 15 s,
-# leaving the budget for six alignment runs.
-PRETRAIN_STEPS = 1000
-LEARNING_RATE = 0.01
-# Adam's decay rates and epsilon (microgpt's), for every optimizer here. Subtle:
-# BETA1/BETA2 have nothing to do with DPO's beta; the names collide in the literature.
-BETA1, BETA2 = 0.85, 0.99
-ADAM_EPS = 1e-8
-# The last 10% of shuffled names are never trained on. Held-out loss is measured on
-# two groups of them: names the preference favours (short names, of at most
-# FAVOURED_LETTERS letters; or, for the yes/no preference, vowel endings) and the
-# rest, EVAL_NAMES of each.
-HELDOUT_FRAC = 0.1
-FAVOURED_LETTERS = 4
-EVAL_NAMES = 150
+# 1,000 names at microgpt's learning rate, decayed linearly: plausible names (most of the way to
+# microgpt's 2,000-step loss) in about 20 s, leaving the time budget for six alignment runs.
+PRETRAIN_STEPS, LEARNING_RATE = 1000, 0.01
+# Adam's decay rates and epsilon (microgpt's), for every optimizer here. Subtle: BETA1/BETA2
+# have nothing to do with DPO's beta; the names collide in the literature.
+BETA1, BETA2, ADAM_EPS = 0.85, 0.99, 1e-8
+# Held-out loss: on EVAL_NAMES of the last 10% of names (never trained on) that the preference
+# favours (at most FAVOURED_LETTERS letters, or a vowel ending) and on EVAL_NAMES of the rest.
+HELDOUT_FRAC, FAVOURED_LETTERS, EVAL_NAMES = 0.1, 4, 150
 # log(x) is computed as log(max(x, 1e-10)): an underflowed probability stays finite.
 LOG_CLIP = 1e-10
 
-# --- alignment: every run sees the same pairs in the same order ---
-# 100 steps of 4 pairs: 400 pairs, each two reference samples (ties in length redrawn).
-ALIGN_STEPS = 100
-ALIGN_BATCH = 4
-# DPO's beta. The loss saturates once beta * (change in the log-ratio margin) is a few
-# units, so beta sets how far the policy moves per unit of preference learned. At
-# beta 1 DPO passes Preferred-FT within these 100 steps while its samples are still
-# names; beta 0.1 (a common default for large models) is the run that overshoots.
-DPO_BETA = 1.0
-SMALL_BETA = 0.1
-# Adam's step size for DPO, decayed linearly to 0: fine-tuning, not training afresh.
-DPO_LR = 0.002
-# Preferred-FT is given two step sizes, DPO's and 5x it, and judged by the better one:
-# the baseline gets every chance to reach what DPO reaches.
-PFT_LRS = (0.002, 0.01)
+# --- alignment: 100 steps of 4 pairs, the same 400 pairs in the same order for every run ---
+ALIGN_STEPS, ALIGN_BATCH = 100, 4
+# DPO's beta: the loss saturates once beta * (change in the log-ratio margin) is a few units, so
+# beta sets how far the policy moves. At beta 1 DPO passes Preferred-FT within these 100 steps
+# with its samples still names; beta 0.1 (a common default for large models) overshoots.
+DPO_BETA, SMALL_BETA = 1.0, 0.1
+# Adam's step size, decayed linearly to 0 (fine-tuning, not training afresh): DPO's, and two for
+# Preferred-FT, DPO's and 5x it, which is judged by the better one.
+DPO_LR, PFT_LRS = 0.002, (0.002, 0.01)
 
-# --- measurement ---
-# Samples at temperature 1 (the policy's own distribution, on which KL is defined).
-# Each run is measured every CHECKPOINT_EVERY steps with MONITOR_SAMPLES samples (the
-# frontier's points) and at the end with NUM_SAMPLES (a standard error of ~0.15 letters
-# on the mean length, ~2.5 points on a rate near 85%). Every model is sampled with the
-# same seed, so differences between models are the models', not the sampler's luck.
-NUM_SAMPLES = 200
-MONITOR_SAMPLES = 100
-CHECKPOINT_EVERY = 25
-# Preference pairs drawn afresh from the reference, never trained on: how each run
-# ranks them, and how it moved the chosen and the rejected names.
-HELDOUT_PAIRS = 60
-# Reference and policy samples shown side by side.
-NUM_SHOWN = 8
+# --- measurement: samples at temperature 1, the policy's own distribution, on which KL is defined ---
+# MONITOR_SAMPLES every CHECKPOINT_EVERY steps (the frontier's points), NUM_SAMPLES at the end
+# (a standard error of ~0.15 letters on the mean length, ~2.5 points on a rate near 85%). Every
+# model is sampled with the same seed, so differences are the models', not the sampler's luck.
+NUM_SAMPLES, MONITOR_SAMPLES, CHECKPOINT_EVERY = 200, 100, 25
+# Held-out preference pairs (drawn afresh, never trained on); samples shown side by side.
+HELDOUT_PAIRS, NUM_SHOWN = 60, 8
 
 # === TARGETS ===
-# (metric, op, bound, baseline): the metric meets the bound and the baseline, measured
-# in the same run, misses it. Lengths are mean letters per sampled name (the preference
-# wants fewer); pronounceable is microgpt's is_pronounceable() on the same samples.
+# (metric, op, bound, baseline): the metric meets the bound and the baseline, measured in the
+# same run, misses it. Lengths are mean letters per sampled name (the preference wants fewer);
+# pronounceable is microgpt's is_pronounceable() on the same samples.
 TARGETS = [
-    # DPO goes past the chosen names' quality; Preferred-FT, at its best checkpoint of
-    # either learning rate, cannot (it imitates the chosen set, mean ~4.9 letters).
+    # DPO goes past the chosen names' quality; Preferred-FT, at its best checkpoint of either
+    # learning rate, cannot (it imitates the chosen names, ~4.8 letters on average).
     ("dpo_mean_letters", "<=", 3.8, "pft_best_mean_letters"),
     # ...while its samples stay names; the small-beta run's do not.
     ("dpo_pronounceable", ">=", 0.80, "small_beta_pronounceable"),
@@ -130,32 +103,28 @@ TARGETS = [
 # No reward model is trained and nothing is sampled: it is logistic regression in
 # which the logit is the difference of two log-ratios.
 #
-# Subtle (Azar et al. 2023): here every pair is decided (the shorter name always
-# wins), so the Bradley-Terry probability the data asks for is 1, the margin it asks
-# for is infinite, and the loss has no finite minimiser for ANY beta. The KL leash
-# then holds only while the margins are small; beta sets how fast the policy runs
-# away, and the step budget where it stops. The small-beta run shows where it ends.
+# Subtle (Azar et al. 2023): here every pair is decided (the shorter name always wins), so the
+# Bradley-Terry probability the data asks for is 1, the margin it asks for is infinite, and the
+# loss has no finite minimiser for ANY beta. The KL leash then holds only while the margins are
+# small: beta sets how fast the policy runs away, and the step budget where it stops.
 
 
 def log_sigmoid(x):
     """log sigmoid(x) = -log(1 + e^-x), as one node that is finite at any x.
 
-    Stable form: log sigmoid(x) = min(x, 0) - log(1 + e^-|x|). Both branches agree:
-    for x >= 0 it is -log(1 + e^-x) as written; for x < 0, multiply inside the log by
-    e^x / e^x: -log(1 + e^-x) = x - log(e^x + 1) = x - log(1 + e^-|x|). e^-|x| <= 1,
-    so nothing overflows. Built from primitives, 1 + e^1000 would overflow, and
-    log(sigmoid(-1000)) would hit the 1e-10 clip and lose its gradient.
-
-    Derivative: d/dx [-log(1 + e^-x)] = e^-x / (1 + e^-x) = 1 - sigmoid(x) = sigmoid(-x),
-    again computed in the form whose exponent is never positive.
+    Stable form: log sigmoid(x) = min(x, 0) - log(1 + e^-|x|). For x >= 0 it is -log(1 + e^-x)
+    as written; for x < 0, multiply inside the log by e^x / e^x: -log(1 + e^-x) = x - log(e^x + 1)
+    = x - log(1 + e^-|x|). e^-|x| <= 1, so nothing overflows. Built from primitives, 1 + e^1000
+    would overflow, and log(sigmoid(-1000)) would hit the 1e-10 clip and lose its gradient.
+    Derivative: d/dx [-log(1 + e^-x)] = e^-x / (1 + e^-x) = sigmoid(-x), again computed in the
+    form whose exponent is never positive.
 
     >>> [round(log_sigmoid(Value(x)).data, 6) for x in (0.0, 1000.0, -1000.0)]
     [-0.693147, 0.0, -1000.0]
     """
     a = x.data
     e = math.exp(-abs(a))
-    # math.log1p(t) = log(1 + t), accurate even when t is tiny (here t <= 1)
-    out = min(a, 0.0) - math.log1p(e)
+    out = min(a, 0.0) - math.log1p(e)  # log1p(t) = log(1 + t), accurate even for tiny t
     # sigmoid(-a): e^-a / (1 + e^-a) for a >= 0, 1 / (1 + e^a) for a < 0
     slope = e / (1.0 + e) if a >= 0 else 1.0 / (1.0 + e)
     return Value(out, (x,), (slope,))
@@ -164,30 +133,24 @@ def log_sigmoid(x):
 def dpo_loss(pi_w, pi_l, ref_w, ref_l, beta):
     """-log sigmoid(beta * ((log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)))).
 
-    pi_w, pi_l: the policy's sequence log-probs (Values: the gradient flows into them);
-    ref_w, ref_l: the reference's (plain floats: the reference is frozen). The gradient
-    with respect to log pi(y_w) is -beta * sigmoid(-margin), and the opposite for
-    log pi(y_l): large while the policy ranks the pair wrongly, vanishing once the
-    margin is a few units.
+    pi_w, pi_l: the policy's sequence log-probs (Values: the gradient flows into them); ref_w,
+    ref_l: the frozen reference's (floats). The gradient on log pi(y_w) is -beta * sigmoid(-margin),
+    the opposite on log pi(y_l): large while the pair is ranked wrongly, vanishing once the margin
+    is a few units.
 
     >>> round(dpo_loss(Value(-9.0), Value(-7.0), -9.0, -7.0, 0.1).data, 6)  # pi = ref
     0.693147
     """
-    # beta * (log-ratio of the chosen name - log-ratio of the rejected one): the
-    # implicit reward margin, r(y_w) - r(y_l) up to the cancelled log Z
+    # beta * (chosen log-ratio - rejected log-ratio): the implicit reward margin r(y_w) - r(y_l)
     margin = ((pi_w - ref_w) - (pi_l - ref_l)) * beta
     return -log_sigmoid(margin)
 
 
 def sequence_logprob(tokens, params):
-    """log pi(y) = sum over positions t of log p(y_t | y_<t), as one Value.
-
-    Each term is -cross_entropy(logits, next token). The sum runs through the closing
-    BOS too: the probability of stopping is exactly what decides a name's length.
-    Subtle: name_loss() returns the MEAN per token (right for pretraining, where long
-    and short names should count alike); a preference is about whole sequences, so
-    DPO needs the SUM, the log-probability of the entire name.
-    """
+    """log pi(y) = sum over positions t of log p(y_t | y_<t), as one Value, through the closing BOS
+    (the probability of stopping decides a name's length). Subtle: name_loss() returns the MEAN per
+    token (right for pretraining, where long and short names should count alike); a preference is
+    about whole sequences, so DPO needs the SUM, the log-probability of the entire name."""
     keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
     n = min(BLOCK_SIZE, len(tokens) - 1)
     total = -cross_entropy(gpt(tokens[0], 0, keys, values, params), tokens[1])
@@ -197,23 +160,16 @@ def sequence_logprob(tokens, params):
 
 
 # === PREFERENCE DATA ===
-# Real preference data is (prompt, chosen, rejected), where both answers come from the
-# model being aligned and a person picks one. Here the prompt is the empty name (BOS),
-# both answers are samples of the reference, and the "person" is a program that always
-# picks the shorter name: a preference graded by length, not a yes/no property. For a
-# yes/no preference (say "ends in a vowel"), fine-tuning on the chosen answers learns
-# the reference conditioned on the property, already the KL-cheapest policy that
-# always has it, and DPO cannot beat it; a graded one has no such ceiling. The run
-# shows both: the length preference first, then the vowel ending (microppo.py's task).
+# Real preference data is (prompt, chosen, rejected): two answers of the model being aligned, one
+# picked by a person. Here the prompt is the empty name (BOS), both answers are reference samples,
+# and a program picks the shorter name: a graded preference. On a yes/no one ("ends in a vowel",
+# last), fine-tuning on the chosen answers learns the reference conditioned on the property,
+# already the KL-cheapest policy that always has it: DPO cannot beat it. A graded one has no ceiling.
 
 
 def sample(params, bos, rng):
-    """One name sampled at temperature 1, as (tokens, log-probability under the model).
-
-    Temperature 1 samples the model's own distribution, which is what the KL estimate
-    needs: KL(pi || ref) = E_{y ~ pi}[log pi(y) - log ref(y)]. The log-probability of
-    the sample is summed as it is drawn, so it costs no second forward pass.
-    """
+    """One name sampled at temperature 1, as (tokens, log-probability under the model): the KL
+    estimate needs log pi(y), and summing it while drawing costs no second forward pass."""
     keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
     tokens, logp = [bos], 0.0
     with cycle_collector_paused():
@@ -250,42 +206,32 @@ def ends_in_vowel(tokens, bos):
 
 
 def preference_pairs(ref, bos, n, rng, judge):
-    """n pairs (chosen, rejected) of two reference samples: judge(tokens) scores each
-    name, the higher score is chosen (shorter: -letters; vowel ending: 1 or 0).
-
-    A tie says nothing about the preference, so the pair is dropped and drawn again.
-    Returns the pairs and log ref of each side, computed once here: the reference is
-    frozen, so they never change.
-    """
+    """n pairs (chosen, rejected) of two reference samples, and log ref of each side (summed by
+    sample() while drawing). judge(tokens) scores a name (shorter: -letters; vowel ending: 1 or
+    0); the higher score is chosen, and a tie, which says nothing about the preference, is redrawn."""
     pairs = []
     while len(pairs) < n:
         a, b = sample(ref, bos, rng), sample(ref, bos, rng)
         if judge(a[0]) != judge(b[0]):
-            # sample() already summed log ref(y) while drawing y from the reference
             pairs.append((a, b) if judge(a[0]) > judge(b[0]) else (b, a))
     return [(w, l) for (w, _), (l, _) in pairs], [(lw, ll) for (_, lw), (_, ll) in pairs]
 
 
 def split_heldout(held_docs, favours):
-    """The held-out names the preference favours (favours(tokens) is True: at most
-    FAVOURED_LETTERS letters, or a vowel ending) and the rest, EVAL_NAMES of each."""
+    """The held-out names the preference favours and the rest, EVAL_NAMES of each."""
     favoured = [d for d in held_docs if favours(d)]
     rest = [d for d in held_docs if not favours(d)]
     return favoured[:EVAL_NAMES], rest[:EVAL_NAMES]
 
 
 # === TRAINING ===
-# One loop for both methods, on the same pairs in the same order, from the same start:
-# DPO reads both names of a pair; Preferred-FT reads only the chosen one, with
-# pretraining's loss. Whatever separates them is the rejected name and the reference.
+# One loop for both methods: DPO reads both names of a pair, Preferred-FT only the chosen one,
+# with pretraining's loss. Whatever separates them is the rejected name and the reference.
 
 
 def adam_update(flat, m, v, step, lr):
-    """One Adam step on every parameter, then zero its gradient (backward() adds up).
-
-    m, v: running means of gradients and squared gradients; dividing by
-    1 - b^(step+1) undoes their bias toward 0 in the first steps.
-    """
+    """One Adam step on every parameter as in train(), then zero its gradient (backward() adds up).
+    m, v: running means of gradients and squared gradients, bias-corrected by 1 - b^(step+1)."""
     c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
     for i, p in enumerate(flat):
         g = p.grad
@@ -297,18 +243,13 @@ def adam_update(flat, m, v, step, lr):
 
 
 def frozen_copy(params):
-    """A copy of every weight as new Values: the reference model pi_ref.
-
-    The optimizer only ever sees the policy's parameters, and the reference is only
-    ever read for .data, so its weights never change: it stays the pretrained model.
-    """
+    """A copy of every weight as new Values: the reference pi_ref, which never changes (the optimizer
+    only sees the policy's parameters; the reference is only read for .data), or a fresh policy."""
     return {k: [[Value(p.data) for p in row] for row in mat] for k, mat in params.items()}
 
 
 def batch_loss(policy, batch, ref_logps, beta):
-    """The mean loss over a batch of pairs: DPO's when beta is a number, Preferred-FT's
-    (microgpt's mean cross-entropy of the chosen name; the rejected one is unused)
-    when beta is None."""
+    """The batch's mean loss: DPO's, or, if beta is None, Preferred-FT's (name_loss of the chosen name)."""
     if beta is None:
         terms = [name_loss(w, policy)[0] for w, _ in batch]
     else:
@@ -317,12 +258,9 @@ def batch_loss(policy, batch, ref_logps, beta):
 
 
 def align(policy, ref, pairs, ref_logps, beta, lr, bos, seed):
-    """ALIGN_STEPS Adam steps of batch_loss; returns (losses, checkpoints, ms/step).
-
-    Every CHECKPOINT_EVERY steps the policy is measured (measure(), sampled with
-    `seed`): the points of its path on the reward-KL frontier. Training never reads a
-    random number, so measuring cannot change what the policy learns.
-    """
+    """ALIGN_STEPS Adam steps of batch_loss; returns (losses, checkpoints, ms/step). A checkpoint
+    (measure(), with `seed`) every CHECKPOINT_EVERY steps is a point of the run's path on the
+    frontier. Training never reads a random number, so measuring cannot change what it learns."""
     flat = flatten(policy)
     m, v = [0.0] * len(flat), [0.0] * len(flat)
     losses, path = [], []
@@ -339,49 +277,47 @@ def align(policy, ref, pairs, ref_logps, beta, lr, bos, seed):
             train_time += time.perf_counter() - t
             if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < ALIGN_STEPS:
                 path.append(measure(policy, ref, bos, seed, MONITOR_SAMPLES))
-            recent = losses[-10:]
-            progress(step + 1, ALIGN_STEPS, sum(recent) / len(recent), start, every=25)
+            progress(step + 1, ALIGN_STEPS, sum(losses[-10:]) / len(losses[-10:]), start, every=25)
     return losses, path, 1000 * train_time / ALIGN_STEPS
 
 
-# === MEASUREMENT ===
-# An aligned model is described by how much of the preference it has (mean letters,
-# the reward), what it costs (KL from the reference, held-out loss on real names), and
-# whether its samples are still names.
+def run_methods(settings, params, ref, pairs, ref_logps, bos, seed, heldout, held_pairs, curve=False):
+    """Each (name, beta, lr) of `settings` from `params` on the same pairs: the evaluated runs."""
+    runs = []
+    for name, beta, lr in settings:
+        print(f"\n{name}: {ALIGN_STEPS} steps of {ALIGN_BATCH} pairs, lr {lr} decayed linearly")
+        policy = frozen_copy(params)
+        losses, path, ms = align(policy, ref, pairs, ref_logps, beta, lr, bos, seed)
+        runs.append(evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path))
+        runs[-1]["ms"] = ms
+        if curve and beta == DPO_BETA:
+            print(f"DPO loss, mean of each 1/{min(60, ALIGN_STEPS)} of the steps (step 0: ln 2 exactly):")
+            print(*loss_curve(losses, [("ln 2", math.log(2))]), sep="\n")
+    return runs
 
 
-def kl_estimate(samples, ref):
-    """KL(pi || ref) ~ mean over samples y ~ pi of log pi(y) - log ref(y).
-
-    Each sample brings its own log pi(y) (summed while sampling); log ref(y) is one
-    forward pass of the frozen reference. An unbiased Monte Carlo estimate: one sample
-    can give a negative term, but the mean converges to KL >= 0.
-    """
-    with cycle_collector_paused():
-        return sum(logp - sequence_logprob(tokens, ref).data for tokens, logp in samples) / len(samples)
+# === MEASUREMENT AND PICTURES ===
+# How much of the preference a run has (mean letters), at what cost (KL, held-out loss on real
+# names), and whether its samples are still names; then the pictures.
 
 
 def measure(policy, ref, bos, seed, n):
-    """n samples of the policy (sampler seeded with `seed`): a dict of their mean
-    letters, share ending in a vowel, pronounceable share, KL from the reference, and
-    the names themselves."""
+    """n samples drawn with `seed`: mean letters, vowel-ending and pronounceable shares, KL, names."""
     rng = random.Random(seed)
     samples = [sample(policy, bos, rng) for _ in range(n)]
     names = ["".join(chr(ord("a") + t) for t in tokens if t != bos) for tokens, _ in samples]
-    return {
-        "letters": sum(map(len, names)) / n,
-        "vowel": sum(ends_in_vowel(t, bos) for t, _ in samples) / n,
-        "pronounceable": sum(map(is_pronounceable, names)) / n,
-        "kl": kl_estimate(samples, ref),
-        "names": names,
-    }
+    with cycle_collector_paused():
+        # KL(pi || ref) ~ mean over y ~ pi of log pi(y) - log ref(y), log ref one forward pass of
+        # the frozen reference. Unbiased: one term can be negative, the mean converges to KL >= 0.
+        kl = sum(logp - sequence_logprob(tokens, ref).data for tokens, logp in samples) / len(samples)
+    return {"letters": sum(map(len, names)) / n, "vowel": sum(ends_in_vowel(t, bos) for t, _ in samples) / n,
+            "pronounceable": sum(map(is_pronounceable, names)) / n, "kl": kl, "names": names}
 
 
 def pair_logratios(policy, pairs, ref_logps):
-    """On pairs never trained on: the share the policy ranks right (chosen log-ratio
-    above rejected) and the mean log-ratio log pi(y) - log ref(y) of chosen and of
-    rejected names, which shows HOW a margin was won: by raising the chosen names or
-    by sinking the rejected ones."""
+    """On pairs never trained on: the share the policy ranks right (chosen log-ratio above
+    rejected) and the mean log-ratio log pi(y) - log ref(y) of chosen and of rejected names, which
+    shows HOW a margin was won: by raising the chosen names or by sinking the rejected ones."""
     right, up_w, up_l = 0, 0.0, 0.0
     with cycle_collector_paused():
         for (w, l), (ref_w, ref_l) in zip(pairs, ref_logps):
@@ -393,11 +329,10 @@ def pair_logratios(policy, pairs, ref_logps):
 
 
 def evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path=()):
-    """Everything measured about one finished run, as a dict (printed by show_runs);
-    `path` holds its checkpoints, to which the final measurement is added."""
-    favoured, rest = heldout
+    """Everything measured about one finished run, as a dict (printed by show_runs); `path` holds
+    its checkpoints, to which the final measurement is added."""
     run = dict(name=name, **measure(policy, ref, bos, seed, NUM_SAMPLES))
-    run.update(favoured=evaluate(policy, favoured), rest=evaluate(policy, rest))
+    run.update(favoured=evaluate(policy, heldout[0]), rest=evaluate(policy, heldout[1]))
     # the reference's log-ratios are 0 (up to rounding): its pair columns stay empty
     if policy is not ref:
         run.update(zip(("pair_acc", "up_w", "up_l"), pair_logratios(policy, *held_pairs)))
@@ -405,12 +340,9 @@ def evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path=()):
     return run
 
 
-# === PICTURES ===
-
-
 def show_runs(runs, uniform):
-    """One row per run, then a warning for any held-out loss worse than uniform
-    guessing (ln 27 nats/char): a language model past it has stopped being one."""
+    """One row per run; a warning for any held-out loss worse than uniform guessing (ln 27
+    nats/char), past which a language model has stopped being one; the samples, column by column."""
     print(f"\n{'':22} {'letters':>7} {'vowel end':>9} {'pronounceable':>13} {'KL':>6} {'held-out: favoured':>19} {'rest':>7}"
           f" {'held-out pairs: right':>22} {'log-ratio w':>12} {'l':>7}")
     for r in runs:
@@ -422,53 +354,28 @@ def show_runs(runs, uniform):
         worse = [f"{group} names ({r[group]:.2f})" for group in ("favoured", "rest") if r[group] > uniform]
         if worse:
             print(f"{r['name']}: held-out loss WORSE than uniform guessing ({uniform:.3f}) on " + " and ".join(worse))
-
-
-def show_samples(runs):
-    """The same sampler seed for every model: column by column, what each run did to
-    the reference's names."""
     print("\nsamples, the same sampler seed for every model ('' = an empty name):")
-    print("  " + "".join(f"{r['name'][:15]:16}" for r in runs))
+    print("  " + "".join(f"{r['name']:22}" for r in runs).rstrip())
     for i in range(NUM_SHOWN):
-        print("  " + "".join(f"{r['names'][i] or chr(39) * 2:16}" for r in runs))
+        print("  " + "".join(f"{r['names'][i] or chr(39) * 2:22}" for r in runs).rstrip())
 
 
 def show_frontier(runs, marks, key, label, width=60, height=12):
-    """The reward-KL frontier: every checkpoint of every run as (KL, runs' `key`).
-
-    Left is closer to the reference. A method is better where its path lies on the
-    preferred side of the other's at the same KL, and a run far to the right has
-    traded the language model away for the preference.
-    """
+    """The reward-KL frontier: every checkpoint of every run as (KL, runs' `key`). Left is closer
+    to the reference. A method is better where its path lies on the preferred side of the other's
+    at the same KL; a run far to the right has traded the language model away for the preference."""
     points = [(p["kl"], p[key], mark) for r, mark in zip(runs, marks) for p in r["path"]]
     kl_hi = max(max(x for x, _, _ in points), 0.1)
     y_hi, y_lo = max(y for _, y, _ in points), min(y for _, y, _ in points)
     grid = [[" "] * (width + 1) for _ in range(height)]
     for x, y, mark in points:
-        col = round(max(x, 0.0) / kl_hi * width)
-        grid[round((y_hi - y) / ((y_hi - y_lo) or 1.0) * (height - 1))][col] = mark
+        grid[round((y_hi - y) / ((y_hi - y_lo) or 1.0) * (height - 1))][round(max(x, 0.0) / kl_hi * width)] = mark
     print(f"\nreward-KL frontier: {label} against KL to the reference")
     for r in range(height):
         print(f"{y_hi - r * (y_hi - y_lo) / (height - 1):6.2f} |" + "".join(grid[r]).rstrip())
     print(" " * 7 + "+" + "-" * (width + 1))
     print(" " * 8 + f"KL 0{'':{width - 12}}{kl_hi:8.2f} nats")
     print("        " + "   ".join(f"{mark} {r['name']}" for r, mark in zip(runs, marks)))
-
-
-def run_methods(settings, params, ref, pairs, ref_logps, bos, seed, heldout, held_pairs, curve=False):
-    """Each (name, beta, lr) of `settings` from the same start on the same pairs: the
-    evaluated runs (and, if `curve`, the DPO_BETA run's loss curve)."""
-    runs = []
-    for name, beta, lr in settings:
-        print(f"\n{name}: {ALIGN_STEPS} steps of {ALIGN_BATCH} pairs, lr {lr} decayed linearly")
-        policy = frozen_copy(params)
-        losses, path, ms = align(policy, ref, pairs, ref_logps, beta, lr, bos, seed)
-        runs.append(evaluate_run(name, policy, ref, bos, seed, heldout, held_pairs, path))
-        runs[-1]["ms"] = ms
-        if curve and beta == DPO_BETA:
-            print(f"DPO loss, mean of each 1/{min(60, ALIGN_STEPS)} of the steps (step 0: ln 2 exactly):")
-            print("\n".join(loss_curve(losses, [("ln 2", math.log(2))])))
-    return runs
 
 
 def main():
@@ -498,7 +405,6 @@ def main():
     settings += [(f"DPO beta {DPO_BETA}", DPO_BETA, DPO_LR), (f"DPO beta {SMALL_BETA}", SMALL_BETA, DPO_LR)]
     runs = [reference] + run_methods(settings, params, ref, pairs, ref_logps, bos, seed, heldout, held_pairs, curve=True)
     show_runs(runs, math.log(vocab_size))
-    show_samples(runs)
     show_frontier(runs, "RpPDd", "letters", "mean letters per name (fewer = more preferred)", height=14)
 
     # --- the yes/no preference: a vowel ending, where imitation is already optimal ---

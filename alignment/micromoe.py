@@ -492,8 +492,7 @@ def share_bars(shares):
 
 
 def run(label, k, coef, init_seed, train_docs, eval_docs, vocab_size, bos, bigram):
-    """Train one configuration from the shared initial weights and measure it on
-    held-out names. Returns a dict of what was measured."""
+    """Train one configuration from the shared initial weights; measure it on held-out names."""
     params = init_params(vocab_size, N_EXPERTS, EXPERT_HIDDEN, random.Random(init_seed))
     print(f"\n--- {label}: {N_EXPERTS} experts of hidden {EXPERT_HIDDEN}, top-{k}, balancing coefficient {coef} ---")
     # the router before any training: the baseline for specialisation
@@ -517,6 +516,7 @@ def show_shares(runs, n_tokens):
     for label, r in runs.items():
         print(f"{label:11} {r['heldout']:8.4f} {r['drop']:7.1%} {min(r['shares']):5.1%} {r['cv']:5.2f} {r['aux_first']:9.3f} {r['aux_last']:5.3f}  {share_bars(r['shares'])}")
     print("(aux = N sum f_i P_i: 1.0 when even, higher when concentrated; only *_bal runs train on it)")
+    print(f"(the final router's; the training bars pool {SHARE_EVERY} steps of a moving router, which can even them)")
 
 
 def show_drops(unbal, bal):

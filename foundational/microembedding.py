@@ -1,14 +1,12 @@
 """
 microembedding.py - contrastive embedding learning: a bag of character n-grams, a linear
-projection, L2 normalisation, the InfoNCE loss with in-batch negatives and a
-temperature, every gradient derived by hand, Adam, and nearest-neighbour retrieval by
-cosine similarity.
+projection, L2 normalisation, the InfoNCE loss with in-batch negatives and a temperature,
+every gradient derived by hand, Adam, and nearest-neighbour retrieval by cosine similarity.
 
 It learns a 32-number vector for any name such that a typo lands next to the original
 and unrelated names land far apart. The test is the task the loss trains for: find a
-held-out name from a typo of it among 1,000 others. The trained encoder is scored
-against the same encoder untrained (a random projection: the baseline) and the raw bag
-of n-grams (the uncompressed reference).
+held-out name from a typo of it among 1,000 others. The trained encoder is scored against
+itself untrained (a random projection: the baseline) and the raw bag of n-grams.
 
 Attribution: the loss is InfoNCE (van den Oord et al., 2018, "Representation Learning
 with Contrastive Predictive Coding") in the symmetric in-batch form of SimCLR (Chen et
@@ -18,7 +16,6 @@ makemore. This file is written from scratch for the no-magic collection.
 
 import hashlib
 import heapq
-import itertools
 import math
 import operator
 import os
@@ -36,13 +33,9 @@ random.seed(42)
 # of them (char_ngrams' doctest counts), so typo'd copies share fewer; and each step slows.
 NGRAM_SIZES = (1, 2)
 NUM_BUCKETS = 4096  # hashing-trick width: few n-grams share a bucket (the run prints how many)
-# Random unit vectors in 32 dimensions have cosine 0 +- 0.18: room for thousands of
-# names to sit apart, yet only 32 numbers per name to store and compare.
-EMBED_DIM = 32
+EMBED_DIM = 32  # random unit vectors in 32-d: cosine 0 +- 0.18, room for thousands of names to sit apart
 INIT_STD = 0.1  # cancels in every cosine; only keeps the first Adam steps (~lr) from swamping W
-# Names per step; each name's negatives are the other 63 of its batch: more look-alikes
-# meet in a batch to be told apart, at a cost that grows as B^2.
-BATCH_SIZE = 64
+BATCH_SIZE = 64  # a name's negatives are the batch's other 63: more meet more look-alikes, at cost ~B^2
 TEMPERATURE = 0.1  # tau in softmax(cos / tau): sharp, see TRAINING
 NUM_STEPS = 300  # x 64 names = 70% of the training set; the loss curve has flattened by then
 # Adam's step size, decayed linearly to 0. 0.03, not the usual 0.01: lazy Adam moves a
@@ -51,29 +44,22 @@ LEARNING_RATE = 0.03
 BETA1, BETA2 = 0.9, 0.99  # Adam averages gradients over ~10 steps, their squares over ~100
 ADAM_EPS = 1e-8  # keeps Adam's division finite when a gradient has been ~0 throughout
 HELDOUT_FRAC = 0.1  # the last 10% of the shuffled unique names: every metric uses them
-# Retrieval, what the loss trains for: a typo of a held-out name must find the original
-# among 1,000 held-out names (chance 0.1%); 1,000 queries give a standard error ~1 point.
-RETRIEVAL_CANDIDATES = RETRIEVAL_QUERIES = 1000
+RETRIEVAL_CANDIDATES = RETRIEVAL_QUERIES = 1000  # chance 0.1%; 1,000 queries: standard error ~1 point
 EVAL_POS_PAIRS = EVAL_RANDOM_PAIRS = 1000  # typo pairs of one name; pairs of two names
 POOL_SIZE, NUM_SHOWN = 2000, 4  # training names searched for neighbours of 4 held-out names
 EVAL_BATCHES = 20  # held-out batches for the held-out InfoNCE loss on the loss curve
-LOG_CLIP = 1e-10  # log(x) is computed as log(max(x, 1e-10)): never log(0)
 
 # === TARGETS ===
-# (metric, op, bound, baseline): the trained encoder must meet the bound and the
-# untrained one (the random W that training starts from) must miss it.
+# (metric, op, bound, baseline): the trained encoder must meet the bound, the untrained one miss it.
 TARGETS = [
-    # A typo'd name found among 1,000 held-out names: a random projection keeps much of
-    # the bag's power to tell names apart (0.73-0.79 over seeds); training must reach 0.85.
+    # A typo's original found among 1,000 held-out names; a random projection: 0.73-0.79 over seeds
     ("retrieval_top1", ">=", 0.85, "untrained_retrieval_top1"),
-    # Two typo'd copies of a held-out name: mean cosine 0.74, where the random projection
-    # sits near 0.70-0.72. The sharp tau trades some of this for retrieval (see TRAINING).
+    # Mean cosine of two typos of a held-out name (random projection 0.70-0.72); tau 0.1 gives some up for top-1
     ("pos_cosine", ">=", 0.74, "untrained_pos_cosine"),
 ]
 
 # === DATA ===
-# names.txt, downloaded once by fetch() (in the appendix) into the cache every script
-# shares; NO_MAGIC_DATA_DIR points that cache elsewhere.
+# names.txt, downloaded once by fetch() (appendix) into the shared cache, or $NO_MAGIC_DATA_DIR.
 DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 DATA_FILE = "names.txt"
 DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -82,10 +68,8 @@ DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 def prepare_data():
     """Load and shuffle the names, hold out the last HELDOUT_FRAC: (train_names, held_names).
 
-    Subtle: names.txt repeats 2,539 of its names; without removing duplicates first,
-    ~10% of "held-out" names would also be training names and flatter every metric.
-    dict.fromkeys keeps the first occurrence and the file's order (a set would not).
-    """
+    Subtle: names.txt repeats 2,539 of its names; kept, ~10% of "held-out" names would be
+    training names too and flatter every metric. dict.fromkeys, unlike a set, keeps the order."""
     with open(fetch(DATA_URL, DATA_FILE, DATA_SHA256), encoding="utf-8") as f:
         names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
@@ -96,11 +80,8 @@ def prepare_data():
 # --- input features: a bag of hashed character n-grams ---
 # The encoder never sees letters in order; it sees which short pieces a name contains.
 # "^" and "$" mark the start and the end, so "^a" (starts with a) differs from "a".
-
-
 def char_ngrams(name, sizes=NGRAM_SIZES):
-    """Every n-gram of "^name$" for each n in `sizes`, skipping the bare markers.
-
+    """Every n-gram of "^name$" for each n in `sizes`, but no bare marker (every name has it).
     >>> char_ngrams("ab", (1, 2))
     ['a', 'b', '^a', 'ab', 'b$']
 
@@ -112,15 +93,12 @@ def char_ngrams(name, sizes=NGRAM_SIZES):
     ([0, 3, 4], [1, 2, 3])
     """
     padded = "^" + name + "$"
-    # a lone marker is in every name: it carries nothing
     return [padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1) if padded[i : i + n] not in ("^", "$")]
 
 
 def fnv1a(text):
-    """The 32-bit FNV-1a hash of a string's UTF-8 bytes. Python's hash() of a string is
-    salted per process, so a reproducible script needs its own: xor in each byte, then
-    multiply by the FNV prime, keeping 32 bits.
-
+    """The 32-bit FNV-1a hash of a string's UTF-8 bytes: Python's hash() of a string is
+    salted per process, so a reproducible script needs its own.
     >>> fnv1a(""), fnv1a("a")
     (2166136261, 3826002220)
     """
@@ -132,12 +110,9 @@ def fnv1a(text):
 
 def featurize(name, num_buckets=NUM_BUCKETS):
     """A name -> its sparse n-gram count vector x, as sorted (bucket, count) pairs.
-
-    The hashing trick: n-gram g goes to bucket fnv1a(g) % num_buckets, so there is no
-    vocabulary to build and an unseen n-gram still gets a bucket. Subtle: n-grams that
-    share a bucket are one feature to the model. With 8 buckets: "a" twice in bucket 4,
-    "aa" in bucket 7, and "^a" and "a$" collide in bucket 0.
-
+    The hashing trick: no vocabulary to build, and an unseen n-gram still gets a bucket.
+    Subtle: n-grams sharing a bucket are one feature to the model. With 8 buckets: "a"
+    twice in bucket 4, "aa" in bucket 7, and "^a" and "a$" collide in bucket 0.
     >>> featurize("aa", 8)
     [(0, 2.0), (4, 2.0), (7, 1.0)]
     """
@@ -153,10 +128,9 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def augment(name, rng):
-    """Exactly one random typo: delete a letter, swap two different neighbours, or
-    replace a letter with another: the changes the embedding should learn to ignore.
-    A one-letter name can only be substituted, and a swap needs two different
-    neighbours ("aa" has none), so a typo is never a silent no-op.
+    """Exactly one random typo, a change the embedding should learn to ignore: delete a
+    letter, swap two different neighbours ("aa" has none), or substitute a letter (the
+    only typo a one-letter name allows). So a typo is never a silent no-op.
     >>> augment("anna", random.Random(0))  # the last letter deleted
     'ann'
     """
@@ -173,21 +147,17 @@ def augment(name, rng):
 
 
 def typo_batch(names, rng):
-    """BATCH_SIZE distinct names, each given two independent typos: the features of the
-    anchors and of the positives (their twins), in the same order."""
+    """BATCH_SIZE distinct names, two independent typos each: (anchor, positive) features."""
     batch = rng.sample(names, BATCH_SIZE)
     return [featurize(augment(n, rng)) for n in batch], [featurize(augment(n, rng)) for n in batch]
 
 
 # === MODEL ===
-# The encoder is e = normalize(W x): a linear map of the n-gram counts, then scaled to
-# length 1. W is stored by input bucket (row m = the 32-vector bucket m adds), W's
-# transpose: W x is then a sum of the ~13 rows of the name's own n-grams instead of a
-# 32 x 4,096 matrix product. This is what PyTorch's nn.EmbeddingBag does.
+# The encoder is e = normalize(W x): a linear map of the n-gram counts, scaled to length 1.
+# W is stored transposed, a row per bucket (row m = the 32-vector bucket m adds), as in
+# nn.EmbeddingBag: W x is a sum of the ~13 rows of the name's n-grams, not a 32 x 4,096 product.
 # Why normalise? Then e_a . e_b is the cosine between two names, which the loss can
 # change only by turning vectors, and every similarity lies in [-1, 1]: tau's scale.
-
-
 def init_params(num_buckets=NUM_BUCKETS, dim=EMBED_DIM):
     """W as num_buckets rows of dim Gaussian numbers: an untrained random projection."""
     return [[random.gauss(0.0, INIT_STD) for _ in range(dim)] for _ in range(num_buckets)]
@@ -200,7 +170,6 @@ def dot(a, b):
 
 def l2_normalize(h):
     """e = h / ||h||; returns (e, ||h||). The backward pass needs ||h|| again.
-
     >>> l2_normalize([3.0, 4.0])
     ([0.6, 0.8], 5.0)
     """
@@ -209,13 +178,11 @@ def l2_normalize(h):
 
 
 def encode(features, w):
-    """A name's features -> (unit embedding e, ||h||), where h = W x for a sparse x is
-    the sum over the name's n-grams of count * row.
-
+    """A name's features -> (unit embedding e, ||h||), where h = W x.
     >>> encode([(0, 2.0), (1, 1.0)], [[1.5, 0.0], [0.0, 4.0]])  # h = 2 * row 0 + row 1
     ([0.6, 0.8], 5.0)
     """
-    # stack the (scaled) rows and sum each column: h_d = sum_m x_m * W[m][d]
+    # h_d = sum_m x_m * W[m][d]: stack the name's rows, each times its count; sum each column
     rows = [w[m] if count == 1.0 else [count * a for a in w[m]] for m, count in features]
     return l2_normalize(list(map(sum, zip(*rows))))
 
@@ -225,22 +192,17 @@ def encode(features, w):
 # paper and run on plain floats (the tests check them against finite differences).
 #
 # B names, each given two independent typos, make anchors a_1..a_B and positives
-# p_1..p_B (unit vectors). Score every anchor against every positive:
-#     S[i][j] = a_i . p_j / tau
-# Row i is a B-way classification, "which positive is my own twin?": the answer is
-# j = i, the other B - 1 positives are the negatives. That is InfoNCE:
-#     loss_row_i = -log softmax(S[i])[i] = logsumexp_j S[i][j] - S[i][i]
-# Each column is classified too (which anchor is p_j's twin?), the two averaged as in CLIP.
-# The negatives are the batch's other names under the current weights, so none is stale
-# (MoCo keeps a bank of older embeddings); the price is only 63 per name. Subtle:
-# look-alikes in a batch ("anna", "anne") are pushed apart; a typo must still find its own.
+# p_1..p_B (unit vectors); S[i][j] = a_i . p_j / tau scores every pair. Row i is a B-way
+# classification, "which positive is my own twin?": the answer is j = i, the other B - 1
+# positives are the negatives, and -log softmax(S[i])[i] is InfoNCE. Each column is
+# classified too (which anchor is p_j's twin?), the two averaged as in CLIP.
+# The negatives are embedded by the current weights, so none is stale (MoCo keeps a bank
+# of older ones). Subtle: look-alikes in a batch ("anna", "anne") are pushed apart.
 #
 # The temperature: logits lie in [-1/tau, 1/tau]. A small tau (0.1) makes the softmax
 # sharp: the loss goes to the few hardest negatives and stops caring about a positive
 # once it beats them, which tells similar names apart. A larger tau (SimCLR's 0.5) keeps
 # pulling typos together (a higher positive-pair cosine) but leaves look-alikes mixed up.
-
-
 def info_nce(anchors, positives, tau=TEMPERATURE):
     """Symmetric InfoNCE over a B x B score matrix; returns (loss, d/d anchors, d/d positives).
 
@@ -255,8 +217,7 @@ def info_nce(anchors, positives, tau=TEMPERATURE):
     away from each negative in proportion to how probable the softmax finds it.
     Example: B identical vectors score every pair the same -> loss = log B (chance),
     and the gradient is exactly zero: total collapse is a stationary point, which is
-    why the weights must start random, not equal.
-    """
+    why the weights must start random, not equal."""
     n = len(anchors)
     s = [[dot(a, p) / tau for p in positives] for a in anchors]
 
@@ -265,11 +226,10 @@ def info_nce(anchors, positives, tau=TEMPERATURE):
         for i, row in enumerate(rows):
             m = max(row)  # subtracted, so exp() cannot overflow
             exps = [math.exp(z - m) for z in row]
-            total = sum(exps)  # >= 1 (its max term is e^0): the clip never bites
+            total = sum(exps)  # >= 1 (its max term is e^0): its log is always finite
             probs.append([e / total for e in exps])
-            loss += m + math.log(max(total, LOG_CLIP)) - row[i]
+            loss += m + math.log(total) - row[i]
         return probs, loss
-
     prob_row, loss = softmax_rows(s, 0.0)
     prob_col_t, loss = softmax_rows([list(col) for col in zip(*s)], loss)  # Q, transposed
     loss /= 2 * n
@@ -284,7 +244,6 @@ def info_nce(anchors, positives, tau=TEMPERATURE):
 
 def l2_normalize_backward(grad_e, e, norm):
     """Gradient through e = h / ||h||: dloss/dh = (g - (g . e) e) / ||h||.
-
     From de_i/dh_j = (1[i==j] - e_i e_j) / ||h||. The (g . e) e term removes the part of
     g along e: stretching h does not move e, so that part has no effect on the loss.
     >>> l2_normalize_backward([1.0, 0.0], [1.0, 0.0], 2.0)
@@ -297,10 +256,8 @@ def l2_normalize_backward(grad_e, e, norm):
 def batch_loss_and_grads(w, anchor_features, positive_features, tau=TEMPERATURE):
     """Forward and backward for one batch; returns (loss, {bucket: dloss/dW[bucket]}).
 
-    The chain: x -> h = W x -> e = h / ||h|| -> InfoNCE. The last link, h = W x, gives
-    dloss/dW[m] = sum over the batch's names of x_m * dloss/dh: only buckets that occur
-    in this batch get a gradient, so it is kept as a sparse dict of rows.
-    """
+    The chain x -> h = W x -> e = h / ||h|| -> InfoNCE ends in dloss/dW[m] = sum over the
+    batch's names of x_m * dloss/dh: only the batch's buckets get a row (a sparse dict)."""
     enc_a = [encode(f, w) for f in anchor_features]
     enc_p = [encode(f, w) for f in positive_features]
     loss, grad_a, grad_p = info_nce([e for e, _ in enc_a], [e for e, _ in enc_p], tau)
@@ -318,8 +275,7 @@ def train(w, names, num_steps, rng, report=True):
     """Adam on in-batch InfoNCE, updating w in place; returns per-step losses and ms/step.
 
     Subtle: this is "lazy" Adam, as in PyTorch's SparseAdam: only the ~300 rows whose
-    n-grams occur in the batch move; dense Adam would move all 4,096 by leftover momentum.
-    """
+    n-grams occur in the batch move; dense Adam would move all 4,096 by leftover momentum."""
     m, v = [[0.0] * len(w[0]) for _ in w], [[0.0] * len(w[0]) for _ in w]
     losses, start = [], time.perf_counter()
     for step in range(num_steps):
@@ -339,14 +295,10 @@ def train(w, names, num_steps, rng, report=True):
 
 
 # === INFERENCE ===
-# Retrieval: embed every name of a pool once (the "index"), embed a query, and return
-# the pool names with the highest cosine: the plain dot product of unit vectors. The
-# same code scores the raw bag of n-grams, sparse {bucket: value} vectors (sparse_dot).
-
-
+# Retrieval: embed a pool of names once (the "index") and a query; return the pool names
+# with the highest cosine, the dot product of unit vectors (sparse_dot for the raw bag).
 def sparse_dot(a, b):
     """dot product of two sparse vectors stored as {index: value} dicts.
-
     >>> sparse_dot({1: 2.0, 3: 1.0}, {3: 4.0, 5: 1.0})
     4.0
     """
@@ -356,8 +308,7 @@ def sparse_dot(a, b):
 
 
 def raw_ngram_vector(name):
-    """The bag of n-grams itself, scaled to unit length, as a sparse {bucket: value}
-    dict: no learned weights at all ("a", "^a", "a$" each get 1/sqrt(3) in "a")."""
+    """The raw bag, no weights: a unit {bucket: value} dict ("a", "^a", "a$" each 1/sqrt(3) in "a")."""
     features = featurize(name)
     norm = math.sqrt(sum(c * c for _, c in features))
     return {m: c / norm for m, c in features}
@@ -367,11 +318,10 @@ def nearest(query_vec, index, k=1, exclude=None, similarity=dot):
     """The k (similarity, position) pairs of `index`, a list of (name, vector), closest
     to query_vec, best first, skipping the entry spelled like `exclude`. Exact
     brute-force search; large systems use approximate indexes (HNSW, IVF).
-
     >>> nearest([1.0, 0.0], [("a", [0.0, 1.0]), ("b", [1.0, 0.0])])
     [(1.0, 1)]
     """
-    scores = list(map(similarity, itertools.repeat(query_vec), [vec for _, vec in index]))
+    scores = [similarity(query_vec, vec) for _, vec in index]
     # the k + 1 best positions are enough: at most one of them is the excluded name
     ranked = heapq.nlargest(k + 1, range(len(scores)), key=scores.__getitem__)
     return [(scores[pos], pos) for pos in ranked if index[pos][0] != exclude][:k]
@@ -379,16 +329,12 @@ def nearest(query_vec, index, k=1, exclude=None, similarity=dot):
 
 # === EVALUATION ===
 # One evaluation scores all three encoders (raw bag, untrained, trained) on the same names.
-
-
 def evaluate(embed, held_names, seed, similarity=dot):
-    """The held-out measurements, for any name -> vector map: pos_cosine / random_cosine,
-    the mean cosine of two typos of one name / of two different names; retrieval_top1,
-    how often a typo of each of RETRIEVAL_QUERIES names has the original as its nearest
-    of RETRIEVAL_CANDIDATES (what InfoNCE trains for). The RNG is made here from `seed`
-    and its draws never depend on the encoder, so all encoders face the same typos.
-    Subtle: a typo can spell another candidate ("anna" -> "ann"); it fails for all alike.
-    """
+    """Held-out measurements of any name -> vector map: pos_cosine / random_cosine, the mean
+    cosine of two typos of one name / of two names; retrieval_top1, how often a typo of each
+    of RETRIEVAL_QUERIES names has the original nearest among RETRIEVAL_CANDIDATES. Its RNG,
+    made from `seed`, never depends on the encoder: all face the same typos. Subtle: a typo
+    can spell another candidate ("anna" -> "ann"), a miss for every encoder."""
     rng = random.Random(seed)
     pos = [similarity(embed(augment(n, rng)), embed(augment(n, rng))) for n in held_names[:EVAL_POS_PAIRS]]
     # two different names each time: the list has no repeats
@@ -403,8 +349,7 @@ def evaluate(embed, held_names, seed, similarity=dot):
 
 
 def heldout_loss(w, held_names, seed):
-    """Mean InfoNCE over EVAL_BATCHES batches of held-out names, with typos drawn from
-    an RNG seeded with `seed`, so the untrained and trained encoder face the same batches."""
+    """Mean InfoNCE over EVAL_BATCHES held-out batches; `seed` gives every encoder the same ones."""
     rng, total = random.Random(seed), 0.0
     for _ in range(EVAL_BATCHES):
         anchors, positives = typo_batch(held_names, rng)
@@ -415,7 +360,6 @@ def heldout_loss(w, held_names, seed):
 def row_lengths(w, grams):
     """Mean length ||W[m]|| of the rows of each kind of n-gram: how far a feature of that
     kind can move an embedding (every row starts near sqrt(32) x 0.1 = 0.57).
-
     >>> row_lengths([[3.0, 4.0]], ["a", "^a", "ab"])  # one row: every n-gram in bucket 0
     {'inner pair': 5.0, 'letter': 5.0, 'start/end pair': 5.0}
     """
@@ -468,15 +412,13 @@ def main():
     def embed(name):
         return encode(featurize(name), w)[0]  # reads w when called: before or after training
 
-    # --- the raw bag and the untrained encoder, scored first by the very same evaluation:
-    # one draw seeds every evaluation, so all encoders face the same typos and pairs ---
+    # --- the raw bag and the untrained encoder first; one seed for every evaluation ---
     eval_seed = random.getrandbits(32)
     raw = evaluate(raw_ngram_vector, held_names, eval_seed, sparse_dot)
     before = evaluate(embed, held_names, eval_seed)
     before_loss, lengths_before = heldout_loss(w, held_names, eval_seed), row_lengths(w, grams)
 
-    # --- training: the first losses sit well below chance already, since a random
-    # projection keeps much of the raw bag's power to tell names apart ---
+    # --- training: the first losses are far below chance; a random projection tells names apart ---
     print(f"\ntraining: chance-level loss is log {BATCH_SIZE} = {math.log(BATCH_SIZE):.3f}")
     losses, ms_per_step = train(w, train_names, NUM_STEPS, random)
     after, after_loss = evaluate(embed, held_names, eval_seed), heldout_loss(w, held_names, eval_seed)

@@ -2,12 +2,11 @@
 microoptim.py - what each optimizer fixes: SGD, momentum, Nesterov, RMSProp, Adam and
 AdamW, each a few lines on plain floats, compared where each one's idea matters.
 
-Plain gradient descent zig-zags across a narrow valley and crawls along it; momentum
-crosses it in a fraction of the steps. When one coordinate's curvature is a thousand
-times another's, RMSProp and Adam divide each coordinate by its own gradient scale, which
-works only while the mismatch lies along the axes. Adam's bias correction fixes its first
-steps; AdamW decays every weight alike, where L2 in Adam spares large-gradient weights.
-Last, one real training run: a small network on names, every method given the same steps.
+Plain gradient descent zig-zags across a narrow valley and crawls along it; momentum crosses it in
+a fraction of the steps. When one coordinate's curvature is a thousand times another's, RMSProp and
+Adam divide each coordinate by its own gradient scale, which works only while the mismatch lies
+along the axes. Adam's bias correction fixes its first steps; AdamW decays every weight alike, where
+L2 in Adam spares large-gradient weights. Last, a real network on names, each method given the same steps.
 
 Papers: Polyak 1964; Nesterov 1983; Tieleman and Hinton 2012 (RMSProp); Kingma and Ba 2015
 (Adam); Loshchilov and Hutter 2019 (AdamW). The rules follow torch.optim's, hyperparameters too.
@@ -27,42 +26,28 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# f(x) = 1/2 x^T A x, minimum 0 at the origin, started from X0. A's curvatures (its
-# eigenvalues) set the condition number k = largest / smallest: 50 for the valley that
-# momentum is about, 1000 for the badly scaled bowl that Adam is about, which is also
-# turned by ROTATION_DEG to take its axes off the coordinate axes.
-X0 = (1.0, 0.6)
-VALLEY_CURVATURES, SCALED_CURVATURES, ROTATION_DEG = (1.0, 50.0), (1.0, 1000.0), 45.0
-# "Converged" = loss below TOLERANCE of where it started; a run that has not converged
-# after MAX_STEPS steps, or has blown up, never converges.
-TOLERANCE, MAX_STEPS = 1e-6, 5000
-# Every method runs at its best learning rate of 1 down to 1e-4 at four per decade (and
-# its best beta for the momentum kinds), so none loses to a badly chosen setting.
-LR_GRID = tuple(10 ** (-k / 4) for k in range(17))
-BETA_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# f(x) = 1/2 x^T A x from X0, condition number k = ratio of A's curvatures (eigenvalues): 50 in the
+# valley (momentum's case), 1000 in the badly scaled bowl (Adam's), also turned ROTATION_DEG off the axes.
+X0, VALLEY_CURVATURES, SCALED_CURVATURES, ROTATION_DEG = (1.0, 0.6), (1.0, 50.0), (1.0, 1000.0), 45.0
+# Converged = loss below TOLERANCE of its start within MAX_STEPS steps; PATH_STEPS steps are drawn.
+TOLERANCE, MAX_STEPS, PATH_STEPS = 1e-6, 5000, 40
+# Every method runs at its best learning rate of 1 down to 1e-4 at four per decade (and its best
+# beta for the momentum kinds), so none loses to a badly chosen setting.
+LR_GRID, BETA_GRID = tuple(10 ** (-k / 4) for k in range(17)), (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # PyTorch's defaults: Adam averages gradients over ~10 steps and squares over ~1,000,
 # RMSProp squares over ~100; eps keeps a zero gradient from dividing by zero.
 BETA1, BETA2, RMSPROP_ALPHA, EPS = 0.9, 0.999, 0.99, 1e-8
-# Steps of each path drawn over the contour lines.
-PATH_STEPS = 40
-# Weight decay: FREE_WEIGHTS weights per gradient scale that the loss ignores on
-# average (pure-noise gradients of scale 10 or 0.1); lr * wd * steps = 2, so AdamW
-# should leave each at about e^-2 = 0.14 of its start.
-FREE_WEIGHTS, FREE_GRAD_SCALES = 16, (10.0, 0.1)
-DECAY_STEPS, DECAY_LR, WEIGHT_DECAY = 2000, 0.001, 1.0
-# The bigram network: embedding (27 x HIDDEN) -> tanh -> linear (HIDDEN -> 27), 891
-# numbers, STEPS minibatches of BATCH pairs for every method. 512 pairs keep minibatch
-# noise below the gaps between methods, cheaply: a step costs one forward pass per
-# distinct previous character, whatever the batch size. The last 10% of names are held out.
-HIDDEN, STEPS, BATCH, HELDOUT_FRAC = 16, 100, 512, 0.1
-# Untrained weights ~ N(0, INIT_STD), near a saddle: E's gradient is proportional to W2
-# and W2's to tanh(E), both tiny. SGD's steps are as small as its gradients there, while
-# Adam moves every weight by about lr from the first step.
-INIT_STD = 0.001
+# Weight decay on FREE_WEIGHTS weights per gradient scale that the loss ignores (as on inputs that
+# predict nothing), so their gradients are noise; lr wd steps = 2: AdamW should leave ~e^-2 = 0.14.
+FREE_WEIGHTS, FREE_GRAD_SCALES, DECAY_STEPS, DECAY_LR, WEIGHT_DECAY = 16, (10.0, 0.1), 2000, 0.001, 1.0
+# The bigram network (below) gets STEPS minibatches of BATCH pairs with every method: 512 pairs keep
+# minibatch noise below the gaps between methods cheaply (one forward pass per distinct previous
+# character). Untrained weights ~ N(0, INIT_STD) sit near a saddle, E's gradient proportional to W2
+# and W2's to tanh(E): SGD's steps are as tiny as its gradients there, Adam's about lr from step 1.
+HIDDEN, STEPS, BATCH, HELDOUT_FRAC, INIT_STD = 16, 100, 512, 0.1, 0.001
 # SGD gets a grid of rates around its best and is reported at its best; the others one
 # rate each (momentum's 0.5 with beta 0.9 is an effective step of 5, like SGD's best).
-NET_SGD_LRS = (3.0, 5.0, 7.0, 10.0, 15.0)
-NET_LRS = {"momentum": 0.5, "RMSProp": 0.01, "Adam": 0.03}
+NET_SGD_LRS, NET_LRS = (3.0, 5.0, 7.0, 10.0, 15.0), {"momentum": 0.5, "RMSProp": 0.01, "Adam": 0.03}
 
 # === TARGETS ===
 # (metric, op, bound, baseline): the method meets the bound, and the baseline, the
@@ -79,18 +64,14 @@ TARGETS = [
 ]
 
 # === THE OPTIMIZERS ===
-# Each optimizer updates a list of floats x in place, given the gradient g at x, one
-# step per call. Every rule is elementwise: coordinate i of the update reads only
-# coordinate i of g and of the optimizer's own running state.
-
-
+# Each optimizer's step(x, g) updates the floats x in place, given the gradient g at x. Every
+# rule is elementwise: coordinate i of the update reads only coordinate i of g and of its state.
 class SGD:
     """Plain gradient descent: x <- x - lr * g, a step as big as the slope.
 
     >>> x = [1.0, 2.0]; SGD(0.1).step(x, [1.0, -1.0]); x
     [0.9, 2.1]
     """
-
     def __init__(self, lr):
         self.lr = lr
 
@@ -101,14 +82,12 @@ class SGD:
 class Momentum:
     """Heavy ball (Polyak): v <- beta v + g, x <- x - lr v (PyTorch's form).
 
-    Components of g that keep their sign (along a valley) add up in v to 1/(1 - beta)
-    times g; those that flip every step (across it) cancel. Nesterov steps as if v had
-    already moved x: x <- x - lr (g + beta v).
+    Components of g that keep their sign (along a valley) add up in v to g / (1 - beta), those
+    that flip sign (across it) cancel. Nesterov steps as if v had moved x: x <- x - lr (g + beta v).
 
     >>> x = [0.0]; opt = Momentum(0.1, 0.9); opt.step(x, [1.0]); opt.step(x, [1.0]); round(x[0], 6)
     -0.29
     """
-
     def __init__(self, lr, beta, nesterov=False):
         self.lr, self.beta, self.nesterov, self.v = lr, beta, nesterov, None
 
@@ -121,14 +100,12 @@ class Momentum:
 class RMSProp:
     """Per-coordinate scale: s <- alpha s + (1 - alpha) g^2, x <- x - lr g / (sqrt(s) + eps).
 
-    sqrt(s) is a running root-mean-square of each coordinate's gradient, so every
-    coordinate moves about lr per step whatever its slope. s starts at 0 and is not
-    corrected, so the first step is lr / sqrt(1 - alpha) = 10 lr per coordinate.
+    sqrt(s), a running root-mean-square of each coordinate's gradient, moves every coordinate
+    about lr per step whatever its slope. s starts at 0 uncorrected: the first step is 10 lr.
 
     >>> x = [0.0, 0.0]; RMSProp(0.01, 0.99).step(x, [100.0, 0.01]); [round(v, 4) for v in x]
     [-0.1, -0.1]
     """
-
     def __init__(self, lr, alpha=RMSPROP_ALPHA, eps=EPS):
         self.lr, self.alpha, self.eps, self.s = lr, alpha, eps, None
 
@@ -144,15 +121,15 @@ class Adam:
         v <- beta2 v + (1 - beta2) g^2        running mean of squared gradients
         x <- x - lr * (m / c1) / (sqrt(v / c2) + eps),   c1 = 1 - beta1^t, c2 = 1 - beta2^t
 
-    m and v start at 0, so after t steps of a constant gradient g, m = c1 g and
-    v = c2 g^2: dividing by c1 and c2 gives back g and g^2 exactly, and the first step
-    moves every coordinate by lr. weight_decay adds wd * x to the gradient first (L2, as
-    torch.optim.Adam does), so the decay is divided by sqrt(v) too.
+    m and v start at 0, so after t steps of a constant gradient g, m = c1 g and v = c2 g^2:
+    dividing by c1 and c2 gives back g and g^2 exactly, and the first step moves every
+    coordinate by lr. Uncorrected, it would be lr c1 / sqrt(c2) = lr 0.1 / sqrt(0.001) = 3.16 lr
+    (v's shortfall outweighs m's); with only v corrected, c1 lr = 0.1 lr. weight_decay adds
+    wd * x to the gradient first (L2, as torch.optim.Adam does), so sqrt(v) divides the decay too.
 
     >>> x = [0.0, 0.0]; Adam(0.1).step(x, [1000.0, -0.001]); [round(v, 4) for v in x]
     [-0.1, 0.1]
     """
-
     def __init__(self, lr, beta1=BETA1, beta2=BETA2, eps=EPS, weight_decay=0.0):
         self.lr, self.beta1, self.beta2, self.eps, self.wd = lr, beta1, beta2, eps, weight_decay
         self.m, self.v, self.t = None, None, 0
@@ -168,14 +145,12 @@ class Adam:
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov and Hutter): x <- x - lr * wd * x,
-    then the Adam step on the loss's gradient alone, as torch.optim.AdamW. Every weight
-    shrinks by the same factor 1 - lr * wd per step, whatever its gradients.
+    """Decoupled weight decay (Loshchilov and Hutter), as torch.optim.AdamW: x <- x - lr * wd * x,
+    then Adam on the loss's gradient alone. Every weight shrinks by 1 - lr wd per step alike.
 
     >>> x = [2.0]; AdamW(0.1, weight_decay=0.5).step(x, [0.0]); x  # 2 * (1 - 0.05)
     [1.9]
     """
-
     def __init__(self, lr, weight_decay=0.01):
         super().__init__(lr)
         self.decoupled = weight_decay
@@ -192,18 +167,14 @@ METHODS = {"SGD": lambda lr, beta: SGD(lr), "momentum": Momentum,
 
 
 # === THE QUADRATIC PROBLEMS ===
-# f(x) = 1/2 x^T A x with gradient A x. Along an eigenvector of A with curvature h,
-# gradient descent multiplies the error by (1 - lr h) each step: stable for lr < 2 / h_max,
-# and at the best single lr, 2 / (h_min + h_max), the flat direction still shrinks only
-# by (k - 1) / (k + 1) per step. For heavy ball, v_t = beta v_(t-1) + g_t and
-# x_(t+1) = x_t - lr v_t give, along an eigenvector (g = h x),
+# f(x) = 1/2 x^T A x with gradient A x. Along an eigenvector of A with curvature h, gradient
+# descent multiplies the error by (1 - lr h) each step: stable for lr < 2 / h_max, and at the best
+# single lr, 2 / (h_min + h_max), the flat direction still shrinks only by (k - 1) / (k + 1) per
+# step. For heavy ball, v_t = beta v_(t-1) + g_t and x_(t+1) = x_t - lr v_t give, with g = h x,
 #     x_(t+1) = (1 + beta - lr h) x_t - beta x_(t-1),
-# whose error shrinks like |z|^t for the larger root z of z^2 - (1 + beta - lr h) z + beta.
-# Complex roots have |z| = sqrt(beta) whatever h is, so the best setting puts every
-# curvature there: lr = 4 / (sqrt(h_min) + sqrt(h_max))^2, beta = ((sqrt(k) - 1) /
-# (sqrt(k) + 1))^2, rate (sqrt(k) - 1) / (sqrt(k) + 1). For k = 50: 0.752 against 0.961.
-
-
+# whose error shrinks like |z|^t for the larger root z of z^2 - (1 + beta - lr h) z + beta. Complex
+# roots have |z| = sqrt(beta) whatever h is, so the best setting puts every curvature there: with
+# r = sqrt(k), lr = 4 / (sqrt(h_min) + sqrt(h_max))^2 and beta = ((r - 1) / (r + 1))^2, rate (r - 1) / (r + 1).
 def quadratic(curvatures, angle_deg=0.0):
     """(A, start): A = R diag(curvatures) R^T and the start R X0, R the rotation by angle_deg.
 
@@ -223,8 +194,7 @@ def f_and_grad(a, x):
 
 
 def run(opt, a, x0, max_steps=MAX_STEPS):
-    """(steps until f <= TOLERANCE * f(x0), or None if not within max_steps or diverged;
-    the iterates after each step)."""
+    """(steps until f <= TOLERANCE * f(x0), None if not within max_steps or diverged; the iterates)."""
     x, path = list(x0), []
     f0, g = f_and_grad(a, x)
     for step in range(1, max_steps + 1):
@@ -237,10 +207,8 @@ def run(opt, a, x0, max_steps=MAX_STEPS):
 
 
 def best_setting(name, a, x0):
-    """The (steps, lr, beta) with the fewest steps to tolerance over the grids.
-
-    Ties go to the earlier setting (larger lr, then smaller beta). A run stops once it
-    needs more steps than the best so far: it could not win."""
+    """The (steps, lr, beta) with the fewest steps to tolerance over the grids, ties to the larger
+    lr, then the smaller beta. A run stops once it needs more steps than the best so far."""
     best = (None, None, None)
     for lr in LR_GRID:
         for beta in BETA_GRID if name in ("momentum", "Nesterov") else (0.9,):
@@ -251,8 +219,7 @@ def best_setting(name, a, x0):
 
 
 def show_steps_table(problems):
-    """Steps to tolerance of every method at its best setting on every problem {name: (A,
-    start)}; returns {(method, problem name): (steps, lr, beta)}."""
+    """Steps to tolerance, each method at its best setting on each problem: {(method, problem): (steps, lr, beta)}."""
     print(f"\nsteps to reach {TOLERANCE:g} of the starting loss, each method at its best lr of {len(LR_GRID)}"
           f" ({LR_GRID[0]:g} .. {LR_GRID[-1]:g}; and beta of {len(BETA_GRID)} for the momentum kinds)")
     results, titles = {}, {"valley": "valley (k = 50)", "scaled": "scaled (k = 1000)", "turned": f"scaled, turned {ROTATION_DEG:g} deg"}
@@ -271,19 +238,15 @@ def show_steps_table(problems):
 
 def predicted_rate(lr, beta, curvatures):
     """Long-run factor per step by which heavy ball (SGD if beta = 0) shrinks the distance
-    to the minimum: the larger root |z| above, at the worst curvature.
-
-    >>> round(predicted_rate(4 / (1 + 50**0.5) ** 2, ((50**0.5 - 1) / (50**0.5 + 1)) ** 2, (1.0, 50.0)), 4)  # Polyak's
-    0.7522
-    """
+    to the minimum: the larger root |z| above, at the worst curvature."""
     bs = [1 + beta - lr * h for h in curvatures]  # z^2 - b z + beta = 0 per curvature
     return max(math.sqrt(beta) if b * b < 4 * beta else (abs(b) + math.sqrt(b * b - 4 * beta)) / 2 for b in bs)
 
 
 def show_rates(a, best):
     """Per-step contraction in the valley: the textbook rate at the optimal setting, the one
-    predicted at the grid's best, and the one measured there over the second half of the
-    run: (f_T / f_(T/2))^(1/2n) over those n steps, f being quadratic in the distance."""
+    predicted at the grid's best, and the one measured there over the second half of the run:
+    (f_T / f_(T/2))^(1/2n) over those n steps, f being quadratic in the distance."""
     k = VALLEY_CURVATURES[1] / VALLEY_CURVATURES[0]
     optimal = {"SGD": (k - 1) / (k + 1), "momentum": (math.sqrt(k) - 1) / (math.sqrt(k) + 1)}
     print(f"\nper-step contraction of the distance to the minimum in the valley (k = {k:g}):")
@@ -298,20 +261,16 @@ def show_rates(a, best):
 
 
 def show_paths(panels, width=38, height=15, span=(1.25, 0.75)):
-    """Panels side by side, each (title, A, x0, method, (steps, lr, beta)): the method's
-    first PATH_STEPS iterates (*) from the start S toward the minimum +, over contour lines
-    of f: a cell is '.' when a power of 4 of the loss lies between it and a neighbour."""
+    """Panels side by side, each (title, A, x0, method, (steps, lr, beta)): its first PATH_STEPS
+    iterates (*) from start S to minimum +, over contours ('.' where f crosses a power of 4)."""
     rows = [""] * (height + 1)
     for title, a, x0, name, (_, lr, beta) in panels:
         def level(c, r):  # the contour band of the point at column c, row r
             x, y = -span[0] + 2 * span[0] * c / (width - 1), span[1] - 2 * span[1] * r / (height - 1)
             return math.floor(math.log(f_and_grad(a, (x, y))[0] + 1e-12, 4))
-
-        grid = [[" "] * width for _ in range(height)]
-        for r in range(height):
-            for c in range(width):
-                if (c + 1 < width and level(c + 1, r) != level(c, r)) or (r + 1 < height and level(c, r + 1) != level(c, r)):
-                    grid[r][c] = "."
+        grid = [["." if (c + 1 < width and level(c + 1, r) != level(c, r))
+                 or (r + 1 < height and level(c, r + 1) != level(c, r)) else " "
+                 for c in range(width)] for r in range(height)]
         for mark, (x, y) in [("+", (0.0, 0.0))] + [("*", p) for p in run(METHODS[name](lr, beta), a, x0, PATH_STEPS)[1]] + [("S", x0)]:
             c, r = round((x + span[0]) / (2 * span[0]) * (width - 1)), round((span[1] - y) / (2 * span[1]) * (height - 1))
             if 0 <= c < width and 0 <= r < height:
@@ -321,19 +280,10 @@ def show_paths(panels, width=38, height=15, span=(1.25, 0.75)):
 
 
 # === ADAM'S FIRST STEPS, AND WEIGHT DECAY IN OR OUT OF THE GRADIENT ===
-
-
 def show_bias_correction(a):
-    """Adam's first steps on the badly scaled problem; returns the first update's size
-    per coordinate in units of lr (1.0 for both).
-
-    m and v start at 0: after t steps of a steady gradient g, m = c1 g and v = c2 g^2.
-    Uncorrected, the first update would be lr c1 / sqrt(c2) = lr 0.1 / sqrt(0.001) =
-    3.16 lr per coordinate (v's shortfall outweighs m's); with only v corrected, c1 lr =
-    0.1 lr. Dividing by c1 and c2 makes it exactly lr from the first step."""
+    """Adam's first steps on the scaled bowl, and uncorrected ones; returns step 1's size per coordinate / lr."""
     x, opt = list(X0), Adam(0.1)
-    print(f"\nAdam's first steps on the badly scaled problem (lr {opt.lr}): each coordinate moves by about lr,"
-          " whatever its gradient")
+    print(f"\nAdam's first steps on the scaled bowl (lr {opt.lr}): every coordinate moves ~lr, whatever its gradient")
     for t in range(1, 4):
         before, g = list(x), f_and_grad(a, x)[1]
         opt.step(x, g)
@@ -348,13 +298,8 @@ def show_bias_correction(a):
 
 
 def show_weight_decay(rng):
-    """Weight decay on weights the loss ignores on average (as on inputs that do not predict
-    the target), whose minibatch gradients are noise; returns {method: [mean |w| per scale]}.
-
-    Added to the gradient (L2), Adam divides the decay by sqrt(v) like everything else: a
-    weight with large gradients is barely decayed, one with tiny gradients is pulled at
-    the full lr per step. AdamW takes the decay out of the gradient: every weight shrinks
-    by 1 - lr * wd per step (Loshchilov and Hutter, 2019)."""
+    """Adam + L2 against AdamW on the free weights; returns {method: [mean |w| per scale]}. In L2,
+    sqrt(v) divides the decay: large-gradient weights barely decay, tiny-gradient ones at full lr."""
     seed, scales, runs = rng.randrange(2**32), [s for s in FREE_GRAD_SCALES for _ in range(FREE_WEIGHTS)], {}
     for key, opt in (("adam_l2", Adam(DECAY_LR, weight_decay=WEIGHT_DECAY)), ("adamw", AdamW(DECAY_LR, weight_decay=WEIGHT_DECAY))):
         noise, x = random.Random(seed), [1.0] * len(scales)
@@ -370,17 +315,16 @@ def show_weight_decay(rng):
 
 
 # === A REAL TRAINING RUN: A BIGRAM NETWORK ON NAMES ===
-# The same methods on a small network: given one character of a name, predict the next
-# (27 tokens: 26 letters and BOS, which marks both the start and the end of a name).
+# The same methods on a small network: given one character of a name, predict the next (27
+# tokens: 26 letters and BOS, which marks both the start and the end of a name).
 #     h = tanh(E[a])              E: one learned HIDDEN-vector per previous character a
 #     z = W2 h + b2               27 logits; loss = -log softmax(z)[b] for the next char b
-# No bigram model beats the bigram counts (about 2.46 nats per character on held-out
-# names); the question is how close each optimizer gets in STEPS steps.
+# No bigram model beats the bigram counts (about 2.46 nats per character on held-out names);
+# the question is how close each optimizer gets in STEPS steps.
 DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 DATA_FILE, DATA_SHA256 = "names.txt", "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 VOCAB, BOS = 27, 26
-# The parameters live in one flat list theta, the optimizers' view: E (27 rows of
-# HIDDEN), then W2 (27 rows of HIDDEN), then b2 (27).
+# theta, the one flat list the optimizers see: E (27 rows of HIDDEN), W2 (27 rows of HIDDEN), b2.
 W2_AT, B2_AT, NUM_PARAMS = VOCAB * HIDDEN, 2 * VOCAB * HIDDEN, 2 * VOCAB * HIDDEN + VOCAB
 
 
@@ -396,8 +340,7 @@ def prepare_pairs(rng):
 
 
 def grouped(pairs):
-    """(a, b) pairs as [(a, {b: count})] sorted by a: one forward pass per distinct
-    previous character a serves all its pairs.
+    """(a, b) pairs as [(a, {b: count})] sorted by a: one forward pass per a serves all its pairs.
 
     >>> grouped([(2, 0), (1, 5), (2, 0), (2, 3)])
     [(1, {5: 1}), (2, {0: 2, 3: 1})]
@@ -443,49 +386,26 @@ def batch_loss_and_grad(theta, batch):
 
 
 def show_training(train, held, rng):
-    """Every method from the same start on the same batches, SGD at each rate of its grid;
-    then the curves. Returns ({run: held-out loss}, SGD's best run, ms per step)."""
-    # small random E and W2, zero b2: the untrained network predicts about uniformly
+    """Every method from the same small random E and W2 (b2 zero) on the same batches, drawn with
+    replacement, SGD at each rate of its grid; returns ({run: held-out loss}, SGD's best, ms/step)."""
     theta0 = [rng.gauss(0.0, INIT_STD) for _ in range(B2_AT)] + [0.0] * VOCAB
-    # every method sees the same STEPS batches of BATCH pairs drawn with replacement
     batches = [grouped(train[rng.randrange(len(train))] for _ in range(BATCH)) for _ in range(STEPS)]
     print(f"\nbigram network, {NUM_PARAMS} parameters, {STEPS} steps of {BATCH} pairs; untrained held-out loss"
           f" {batch_loss_and_grad(theta0, held)[0]:.4f} (uniform: ln 27 = {math.log(27):.4f})")
     runs = [(f"SGD lr {lr:g}", SGD(lr)) for lr in NET_SGD_LRS] + [
         ("momentum", Momentum(NET_LRS["momentum"], 0.9)), ("RMSProp", RMSProp(NET_LRS["RMSProp"])), ("Adam", Adam(NET_LRS["Adam"]))]
-    held_losses, curves = {}, {}
-    start = time.perf_counter()
+    held_losses, start = {}, time.perf_counter()
     for name, opt in runs:
-        theta, curves[name] = list(theta0), []
+        theta = list(theta0)
         for batch in batches:
-            loss, grad = batch_loss_and_grad(theta, batch)
-            opt.step(theta, grad)
-            curves[name].append(loss)
+            opt.step(theta, batch_loss_and_grad(theta, batch)[1])
         held_losses[name] = batch_loss_and_grad(theta, held)[0]  # mean nats per held-out pair
     ms = 1000 * (time.perf_counter() - start) / (STEPS * len(runs))
-    # SGD's best rate, chosen on the held-out loss itself (which favours SGD); ties go to
-    # the earlier rate of the grid
+    # SGD's best rate, chosen on the held-out loss itself (which favours SGD); ties to the earlier
     sgd = min(held_losses, key=lambda n: (not n.startswith("SGD"), held_losses[n]))
     for name, opt in runs:
         print(f"  {name.split(' lr')[0]:9} lr {opt.lr:<5g} held-out loss {held_losses[name]:.4f}" + "   <- SGD's best rate" * (name == sgd))
-    show_curves({"SGD": curves[sgd], **{name: curves[name] for name in NET_LRS}})
     return held_losses, sgd, ms
-
-
-def show_curves(curves, width=60, height=12):
-    """Training-loss curves in one chart, the first letter of each method; each column is
-    the mean over one slice of the steps (the first is left out: all start at ln 27)."""
-    n = len(next(iter(curves.values())))
-    cols = {k: [sum(c[i * n // width : (i + 1) * n // width]) / ((i + 1) * n // width - i * n // width) for i in range(1, width)]
-            for k, c in curves.items()}
-    lo, hi = min(map(min, cols.values())), max(map(max, cols.values()))
-    grid = [[" "] * width for _ in range(height)]
-    for name, ys in cols.items():
-        for x, y in enumerate(ys, 1):
-            grid[round((hi - y) / (hi - lo) * (height - 1))][x] = name[0]
-    print("\ntraining loss (minibatch), one letter per method: " + ", ".join(f"{k[0]} = {k}" for k in curves))
-    print("\n".join(f"{hi - r * (hi - lo) / (height - 1):7.3f} |" + "".join(grid[r]) for r in range(height)))
-    print(" " * 8 + "+" + "-" * width + f"\n{'':9}step 1 .. {n:,}")
 
 
 def main():
@@ -506,7 +426,6 @@ def main():
     # --- a real network: every method on the same batches, SGD at its best rate ---
     train, held = prepare_pairs(rng)
     held_losses, sgd, ms_per_step = show_training(train, held, rng)
-
     metrics = {f"{name.lower()}_steps_{p}": best[name, p][0] for name in METHODS for p in problems}
     metrics.update({f"{name.lower()}_rate_{kind}": rates[name][i] for name in rates for i, kind in enumerate(("predicted", "measured"))})
     metrics.update({f"{key}_{size}_grad_weight": decay[key][i] for key in decay for i, size in enumerate(("large", "small"))})

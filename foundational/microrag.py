@@ -28,69 +28,51 @@ import time
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# 100 paragraphs: enough that BM25 must rank (several mention each country), few
-# enough to print. The last 30 are held out: 30 countries x 4 facts x 2 phrasings =
-# 240 test questions, so an exact-match rate has a standard error of at most ~3 points.
+# 100 paragraphs: enough that BM25 must rank (several mention each country), few enough to print.
+# The last 30 are held out: 30 x 4 facts x 2 phrasings = 240 questions (standard error <= ~3 points).
 NUM_PARAGRAPHS, NUM_HELDOUT = 100, 30
 KB_SEED = 7  # the knowledge base's own RNG: every seed of the model sees the same world
-# BM25's usual defaults (Lucene; see THE RETRIEVER). Paragraphs here have six sentences
-# of similar length, so b barely matters; k1 is the knob the script turns.
-BM25_K1, BM25_B = 1.2, 0.75
+BM25_K1, BM25_B = 1.2, 0.75  # Lucene's defaults. k1 is the knob; b barely matters (six similar sentences each)
 BM25_NAME = f"BM25, k1 = {BM25_K1:g}"  # how the output names the retriever with these knobs
 EMBED_DIM = 8  # width of the query and sentence vectors: plenty to tell 4 relations apart
 START_WIDTH = 4  # the start head reads the character at a position and the 3 before ("is K")
-# The copy head compares the last 4 characters written with the 4 before each
-# position: 4 characters pin down a place in a 200-character passage.
-MATCH_WIDTH = 4
+MATCH_WIDTH = 4  # the copy head matches the last 4 characters written: they pin a place in 200
 INIT_STD = 0.1  # initial weights ~ N(0, 0.1): the untrained pointer is nearly uniform
 NUM_STEPS = 600  # one pair per step: one pass over the 560 training pairs, plus 40
 LEARNING_RATE = 0.05  # Adam's step, decayed linearly to 0; 5x microgpt's: a plateau sooner
 BETA1, BETA2, ADAM_EPS = 0.9, 0.99, 1e-8  # Adam's decay rates; eps keeps its division finite
-# Copying the "." that ends the answer's sentence is how the generator says "done".
-STOP, MAX_ANSWER_LEN = ".", 14  # 14 characters is longer than any answer
+STOP, MAX_ANSWER_LEN = ".", 14  # copying the "." after an answer is how the generator says "done"
 LOG_CLIP, NUM_EXAMPLES_SHOWN = 1e-10, 6  # log(max(x, 1e-10)), never log(0); 6 examples show 4 relations
 
 # === TARGETS ===
 # (metric, op, bound, baseline) on the 240 held-out questions: the baseline must miss.
 TARGETS = [
-    # Retrieval: BM25 finds the country's own paragraph; with k1 = 0 neighbours' can win.
-    ("bm25_top1", ">=", 0.90, "bm25_k1_0_top1"),
-    # Answers follow retrieval: the same trained generator, reading what k1 = 0 fetched.
-    ("em_bm25", ">=", 0.80, "em_k1_0"),
-    # Training matters: the same pointer, untrained, reading the same BM25 passages.
-    ("em_bm25", ">=", 0.80, "untrained_em_bm25"),
+    ("bm25_top1", ">=", 0.90, "bm25_k1_0_top1"),  # retrieval: with k1 = 0 a neighbour's paragraph can win
+    ("em_bm25", ">=", 0.80, "em_k1_0"),  # answers follow retrieval: the same generator reads what k1 = 0 fetched
+    ("em_bm25", ">=", 0.80, "untrained_em_bm25"),  # training matters: the same pointer, untrained, on BM25's passages
 ]
 
 # === DATA ===
-# A synthetic world: each country's paragraph has an opening line, four facts (one of two
-# templates each) and a sentence naming a neighbour, a decoy for BM25 to rank below.
-# Every answer is the last word of its sentence, so it is always followed by STOP.
-
+# A synthetic world: each country's paragraph has an opener, four facts (one of two templates each)
+# and a sentence naming a neighbour, a decoy for BM25. Every answer ends its sentence: STOP follows.
 ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "th"]
 NUCLEI = ["a", "e", "i", "o", "u", "ai", "ou"]
 CODAS = ["", "", "n", "r", "s", "l"]
-
 OPENERS = ["{name} is a small country.", "{name} is an old island nation.", "{name} lies far to the north."]
-FACTS = {
-    "capital": ["Its capital is {x}.", "The capital city of {name} is {x}."],
-    "river": ["The main river of {name} is the {x}.", "{name} is crossed by the river {x}."],
-    "founder": ["It was founded by {x}.", "The founder of {name} was {x}."],
-    "population": ["Its population is {x}.", "The number of people living in {name} is {x}."],
-}
+FACTS = {"capital": ["Its capital is {x}.", "The capital city of {name} is {x}."],
+         "river": ["The main river of {name} is the {x}.", "{name} is crossed by the river {x}."],
+         "founder": ["It was founded by {x}.", "The founder of {name} was {x}."],
+         "population": ["Its population is {x}.", "The number of people living in {name} is {x}."]}
 NEIGHBOURS = ["{name} borders {x}.", "Traders from {name} often visit {x}."]
-QUESTIONS = {
-    "capital": ["What is the capital of {name}?", "Which city is the capital of {name}?"],
-    "river": ["Which river flows through {name}?", "What is the main river of {name}?"],
-    "founder": ["Who founded {name}?", "Who was the founder of {name}?"],
-    "population": ["How many people live in {name}?", "What is the population of {name}?"],
-}
+QUESTIONS = {"capital": ["What is the capital of {name}?", "Which city is the capital of {name}?"],
+             "river": ["Which river flows through {name}?", "What is the main river of {name}?"],
+             "founder": ["Who founded {name}?", "Who was the founder of {name}?"],
+             "population": ["How many people live in {name}?", "What is the population of {name}?"]}
 
 
 def prepare_data():
-    """(paragraphs, facts, train_questions, heldout_questions); a question is a
-    (question, answer, gold paragraph id) triple, 4 facts x 2 phrasings per paragraph.
-    Every invented name is distinct, so an answer is never right by coincidence and a
-    country's name picks out one paragraph as gold."""
+    """(paragraphs, facts, train_q, heldout_q); a question is (question, answer, gold paragraph id),
+    8 per paragraph. All invented names differ: no answer is right by chance, no gold is ambiguous."""
     rng, used = random.Random(KB_SEED), set()
 
     def fresh():  # a new pronounceable made-up word of 2-3 syllables: "Brouvel", "Kasi"
@@ -100,9 +82,7 @@ def prepare_data():
             if word not in used:
                 used.add(word)
                 return word
-
-    countries = [fresh() for _ in range(NUM_PARAGRAPHS)]
-    paragraphs, facts = [], []
+    countries, paragraphs, facts = [fresh() for _ in range(NUM_PARAGRAPHS)], [], []
     for i, name in enumerate(countries):
         fact = {"capital": fresh(), "river": fresh(), "founder": fresh(), "population": str(rng.randint(1000, 99999))}
         sentences = [rng.choice(FACTS[rel]).format(name=name, x=x) for rel, x in fact.items()]
@@ -112,28 +92,21 @@ def prepare_data():
         paragraphs.append(" ".join([rng.choice(OPENERS).format(name=name)] + sentences))
         facts.append({"country": name, **fact})
     questions = [[(tpl.format(name=f["country"]), f[rel], d) for rel, tpls in QUESTIONS.items() for tpl in tpls] for d, f in enumerate(facts)]
-    n_train = NUM_PARAGRAPHS - NUM_HELDOUT
-    return paragraphs, facts, sum(questions[:n_train], []), sum(questions[n_train:], [])
+    return paragraphs, facts, sum(questions[:-NUM_HELDOUT], []), sum(questions[-NUM_HELDOUT:], [])
 
 
 # === THE RETRIEVER ===
-# BM25 has no weights at all: it counts. An inverted index maps each term to the
-# paragraphs that contain it, so a query touches only the paragraphs sharing a term.
-# BM25's score of paragraph d for query q sums one term weight per query term t:
+# BM25 has no weights at all: it counts. An inverted index maps each term to the paragraphs
+# containing it, so a query touches only those. The score of paragraph d for query q:
 #   score(q, d) = sum_t  IDF(t) * tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))
-# - tf = count of t in d. The fraction rises with tf but saturates at k1 + 1: the 5th
-#   "capital" is much less evidence than the 1st (that is what k1 controls). At k1 = 0
-#   it is exactly 1 for any tf > 0: a term counts once, however often it occurs.
-# - |d| / avgdl: a long paragraph contains more words by chance, so its tf counts for
-#   less (b = 0: no discount; b = 1: tf divided by the relative length).
-# - IDF(t) = ln(1 + (N - df + 0.5) / (df + 0.5)), df = paragraphs containing t: a
-#   word in every paragraph ("the", "is") is worth almost nothing, a rare name a lot.
-#   The "1 +" (Lucene's form) keeps it positive even when df > N/2.
-
-
+# - tf = count of t in d. The fraction rises with tf but saturates at k1 + 1: the 5th "capital" is
+#   much less evidence than the 1st. At k1 = 0 it is exactly 1 for any tf > 0: a term counts once.
+# - |d| / avgdl: a long paragraph contains more words by chance, so its tf counts for less
+#   (b = 0: no discount; b = 1: tf divided by the relative length).
+# - IDF(t) = ln(1 + (N - df + 0.5) / (df + 0.5)), df = paragraphs containing t: a word in every
+#   paragraph ("the") is worth almost nothing, a rare name a lot; Lucene's "1 +" keeps it positive.
 def tokenize(text):
     """Lowercase words and numbers; punctuation dropped.
-
     >>> tokenize("What is the capital of Brouvel? 4200 people.")
     ['what', 'is', 'the', 'capital', 'of', 'brouvel', '4200', 'people']
     """
@@ -142,7 +115,6 @@ def tokenize(text):
 
 def build_index(docs):
     """The inverted index: {"postings": term -> {doc_id: tf}, "doc_len": [...], "avgdl": float}.
-
     >>> build_index(["a b a", "b c"])["postings"]
     {'a': {0: 2}, 'b': {0: 1, 1: 1}, 'c': {1: 1}}
     """
@@ -163,12 +135,8 @@ def idf(df, n_docs):
 
 
 def bm25_term(tf, df, n_docs, dl, avgdl, k1=BM25_K1, b=BM25_B):
-    """One term's contribution to one document's score (the formula above).
-
-    Subtle: the saturation fraction is computed on its own, then times IDF. At k1 = 0 it
-    is tf / tf = 1.0 exactly, so two paragraphs that tie in exact arithmetic tie in
-    floating point too (IDF * tf / tf could round either way).
-
+    """One term's weight in one document (the formula above). Subtle: the saturation fraction is
+    taken alone, then times IDF: at k1 = 0 it is tf / tf = 1.0 exactly, so exact ties stay ties in floats.
     >>> round(bm25_term(1, 1, 2, 3, 3, k1=1.2, b=0.75), 4)  # tf 1, average length: IDF * 1
     0.6931
     >>> bm25_term(3, 1, 2, 9, 3, k1=0.0) == idf(1, 2)  # k1 = 0: presence only, exactly
@@ -178,23 +146,18 @@ def bm25_term(tf, df, n_docs, dl, avgdl, k1=BM25_K1, b=BM25_B):
 
 
 def bm25_scores(query, index, k1=BM25_K1, b=BM25_B):
-    """{doc_id: score} for every document sharing a term with `query` (others score 0).
-
-    Each distinct query term counts once, added in sorted order: a set's order changes
-    with Python's hash seed, and so would the last bit of a floating-point sum.
-    """
-    n_docs, scores = len(index["doc_len"]), {}
+    """{doc_id: score} for the documents sharing a term with `query`. Each distinct term counts
+    once, summed in sorted order: set order (so a float sum's last bit) follows the hash seed."""
+    doc_len, avgdl, scores = index["doc_len"], index["avgdl"], {}
     for t in sorted(set(tokenize(query))):
         posting = index["postings"].get(t, {})
         for d, tf in posting.items():
-            w = bm25_term(tf, len(posting), n_docs, index["doc_len"][d], index["avgdl"], k1, b)
-            scores[d] = scores.get(d, 0.0) + w
+            scores[d] = scores.get(d, 0.0) + bm25_term(tf, len(posting), len(doc_len), doc_len[d], avgdl, k1, b)
     return scores
 
 
 def search(query, index, k=1, k1=BM25_K1, b=BM25_B):
     """The top-k (score, doc_id), best first; equal scores go to the lower doc id.
-
     >>> [d for _, d in search("b c", build_index(["a b a", "b c", "c c c a"]), k=2)]
     [1, 2]
     """
@@ -203,8 +166,7 @@ def search(query, index, k=1, k1=BM25_K1, b=BM25_B):
 
 
 def show_retrieval(index, paragraphs, held_q):
-    """The index, what k1 does to a term's weight, and why k1 = 0 loses the right paragraph;
-    returns the metrics, each retriever's top-1 paragraph per question and its hit rate."""
+    """The index, what k1 does to a term's weight, why k1 = 0 loses; returns (metrics, top1, rates)."""
     # the held-out country whose name is in the most paragraphs (its own, and neighbours')
     term = max((tokenize(q)[-1] for q, _, _ in held_q), key=lambda t: (len(index["postings"][t]), t))
     df, n, tfs = len(index["postings"][term]), len(paragraphs), (1, 2, 3, 5, 10)
@@ -217,35 +179,31 @@ def show_retrieval(index, paragraphs, held_q):
     top1 = {"BM25, k1 = 0": [search(q, index, k1=0.0)[0][1] for q, _, _ in held_q]}
     top1 |= {BM25_NAME: [search(q, index)[0][1] for q, _, _ in held_q], "gold paragraph": [g for _, _, g in held_q]}
     rates = {name: sum(d == g for d, (_, _, g) in zip(ids, held_q)) / len(held_q) for name, ids in top1.items()}
-    # A question names its country; the country's own paragraph repeats the name in most
-    # sentences, a neighbour's paragraph names it once: k1 = 0 counts both the same.
+    # the country asked about: named in most sentences of its own paragraph, once in a neighbour's
     own = [index["postings"][tokenize(q)[-1]][g] for q, _, g in held_q]
     other = [tf for q, _, g in held_q for d, tf in index["postings"][tokenize(q)[-1]].items() if d != g]
-    misses = [q for (q, _, g), d in zip(held_q, top1["BM25, k1 = 0"]) if d != g]
-    ties = sum(bm25_scores(q, index, k1=0.0).get(g) == search(q, index, k1=0.0)[0][0] for q, _, g in held_q if q in misses)
-    # the rule decides ties, not the retriever: with ties split at random instead, the
-    # gold paragraph would win 1 / (number tied) of each tie it is in, on average
-    split = 0.0
-    for q, _, g in held_q:
+    # k1 = 0's exact ties are decided by the rule (the lower id wins), not by the retriever; with
+    # ties split at random, the gold paragraph would win 1 / (number tied) of each tie it is in
+    misses, ties, split = 0, 0, 0.0
+    for (q, _, g), top in zip(held_q, top1["BM25, k1 = 0"]):
         scores = bm25_scores(q, index, k1=0.0)
         tied = [d for d, v in scores.items() if v == max(scores.values())]
+        misses, ties = misses + (top != g), ties + (top != g and g in tied)
         split += (g in tied) / len(tied) / len(held_q)
     print(textwrap.fill(f"top-1 on the held-out questions: {BM25_NAME} {rates[BM25_NAME]:.1%}, k1 = 0 {rates['BM25, k1 = 0']:.1%}. The country"
                         f" asked about is named {sum(own) / len(own):.1f} times in its own paragraph, {sum(other) / len(other):.1f}"
-                        f" in a neighbour's; k1 = 0 counts both once. Of its {len(misses)} misses, {ties} are exact ties,"
+                        f" in a neighbour's; k1 = 0 counts both once. Of its {misses} misses, {ties} are exact ties,"
                         " broken by the stated rule: equal scores go to the lower paragraph id (split at random,"
                         f" k1 = 0 would average {split:.1%}).", 96))
     return {"k1_0_tied_misses": ties}, top1, rates
 
 
 # === THE GENERATOR ===
-# The answer is already in the passage; what the model must learn is WHERE to read it
-# (an MLP over [query; passage] could emit "Keltamo" only if it had seen "Keltamo" in
-# training). So the output distribution is attention over the passage's characters:
+# The answer is in the passage; the model learns WHERE to read it (an MLP over [query; passage]
+# could emit "Keltamo" only after training on it), so its output is attention over characters:
 #   a_t(j) = softmax_j( s_t(j) )                 how much step t points at character j
 #   P_t(c) = sum_{j : passage[j] == c} a_t(j)    the next character's distribution
-# Like any language model's: training minimises -log P_t(answer[t]); decoding picks a
-# character, appends it, repeats until STOP. The score s_t(j) adds three learned signals:
+# The score s_t(j) adds three learned signals:
 # 1. relevance r(j) = q . k_sent(j): is j's sentence the one the question asks about?
 #    q = mean of the question's word vectors (rows of W_q), k = mean of the sentence's
 #    (rows of W_k): attention's query-key match, at word level ("founded" ~ "founder").
@@ -259,47 +217,35 @@ def show_retrieval(index, paragraphs, held_q):
 #      k = 4, 3, 2, 1                   ^ ^ ^ ^ match the 4 characters before j = "b",
 #      so the pointer's mass moves to "b"; then "Zoub" matches before "r", and so on.
 #    At step 0, written = " ", so match[1] fires at every word start.
-# No weight belongs to a particular answer, so the generator works on countries it never
-# trained on, and is helpless without the paragraph. Plain floats, not Values: as Values,
-# a softmax over 200 characters would store 40,000 local gradients.
-
-
+# No weight belongs to an answer: the generator works on countries it never trained on, and is
+# helpless without the paragraph. Plain floats: as Values, a 200-way softmax would store 40,000 local gradients.
 def make_tables(paragraphs, questions):
-    """(vocab, alphabet): word -> row of W_q and W_k; character -> column of the start
-    head (0 = before the passage). Subtle: held-out words get rows too, but a row moves
-    only when a training question or its gold paragraph contains the word; no held-out
-    answer ever does (the tests check it), so those rows stay at their random start.
-    """
+    """(vocab, alphabet): word -> row of W_q and W_k; character -> start head column (0 = before
+    the passage). Subtle: held-out words get rows, but only training questions and their gold
+    paragraphs move rows, and no held-out answer is in them (tested): those rows stay random."""
     words = sorted({w for text in paragraphs + [q for q, _, _ in questions] for w in tokenize(text)})
     return {w: i for i, w in enumerate(words)}, {c: i + 1 for i, c in enumerate(sorted(set("".join(paragraphs))))}
 
 
 def init_params(vocab_size, alphabet_size, rng):
-    """The four named weights ~ N(0, INIT_STD): W_q, W_k (a row per word), start (a row
-    per offset o, a column per character), match (one weight per copy length k)."""
+    """~ N(0, INIT_STD): W_q, W_k (a row per word), start (offset x character), match (per k)."""
 
     def matrix(rows, cols):
         return [[rng.gauss(0.0, INIT_STD) for _ in range(cols)] for _ in range(rows)]
-
     return {"W_q": matrix(vocab_size, EMBED_DIM), "W_k": matrix(vocab_size, EMBED_DIM),
             "start": matrix(START_WIDTH, alphabet_size + 1), "match": matrix(1, MATCH_WIDTH)[0]}
 
 
 def encode_example(question, passage, vocab, alphabet):
-    """What the generator reads, precomputed once per (question, passage) pair. A
-    sentence ends with the "." that closes it, so an answer and its STOP share one."""
+    """What the generator reads, per (question, passage) pair; each sentence owns the "." closing it."""
     cols, positions = [alphabet[c] for c in passage], {}
     for j, c in enumerate(passage):
-        positions.setdefault(c, []).append(j)
-    return {
-        "qids": [vocab[w] for w in tokenize(question) if w in vocab],
-        "passage": passage,
-        "sent_of": [passage.count(".", 0, j) for j in range(len(passage))],  # the "."s before j
-        "sent_words": [[vocab[w] for w in tokenize(s) if w in vocab] for s in passage.split(".")],
-        # for each j, the start head's column at offsets o = 0..3 (0 before the passage)
-        "start_cols": [[cols[j - o] if j >= o else 0 for o in range(START_WIDTH)] for j in range(len(cols))],
-        "positions": positions,  # character -> every j where it occurs
-    }
+        positions.setdefault(c, []).append(j)  # character -> every j where it occurs
+    return {"qids": [vocab[w] for w in tokenize(question) if w in vocab], "passage": passage, "positions": positions,
+            "sent_of": [passage.count(".", 0, j) for j in range(len(passage))],  # the "."s before j
+            "sent_words": [[vocab[w] for w in tokenize(s) if w in vocab] for s in passage.split(".")],
+            # for each j, the start head's column at offsets o = 0..3 (0 before the passage)
+            "start_cols": [[cols[j - o] if j >= o else 0 for o in range(START_WIDTH)] for j in range(len(cols))]}
 
 
 def relevance(params, ex):
@@ -307,16 +253,14 @@ def relevance(params, ex):
 
     def mean_rows(matrix, ids):  # the mean of some rows; zeros for none
         return [sum(col) / len(ids) for col in zip(*(matrix[i] for i in ids))] or [0.0] * EMBED_DIM
-
     q = mean_rows(params["W_q"], ex["qids"])
     keys = [mean_rows(params["W_k"], words) for words in ex["sent_words"]]
     return q, keys, [sum(map(operator.mul, q, k)) for k in keys]
 
 
 def copy_matches(ex, written):
-    """[(k, every j where passage[j - k] == history[-k])] for k = 1..MATCH_WIDTH.
-
-    history = " " + written; each position i holding history[-k] makes j = i + k fire.
+    """[(k, every j where passage[j - k] == history[-k])] for k = 1..MATCH_WIDTH, where
+    history = " " + written: each position i holding history[-k] makes j = i + k fire.
     >>> ex = {"passage": "ab ab", "positions": {"a": [0, 3], "b": [1, 4], " ": [2]}}
     >>> copy_matches(ex, "a")  # k = 1: after an "a"; k = 2: two after a space
     [(1, [1, 4]), (2, [4])]
@@ -326,8 +270,7 @@ def copy_matches(ex, written):
 
 
 def pointer(params, ex, r, written, step):
-    """a_t = softmax_j(s_t(j)), s = relevance + (step 0 only) start head + copy head. The
-    softmax is exp(s - max s) / sum, which cannot overflow."""
+    """a_t = softmax_j(s_t(j)), s = relevance + (step 0 only) start head + copy head."""
     scores = [r[s] for s in ex["sent_of"]]
     if step == 0:
         for j, cols in enumerate(ex["start_cols"]):
@@ -335,26 +278,22 @@ def pointer(params, ex, r, written, step):
     for k, js in copy_matches(ex, written):
         for j in js:
             scores[j] += params["match"][k - 1]
-    m = max(scores)
+    m = max(scores)  # the softmax as exp(s - max s) / sum, which cannot overflow
     e = [math.exp(v - m) for v in scores]
     total = sum(e)
     return [v / total for v in e]
 
 
 # === TRAINING ===
-# The loss of one answer is the mean over its characters and the final STOP of
-# -log P_t(target_t), with teacher forcing: step t's `written` is the true answer's
-# first t characters. The gradient, by hand (a = softmax(s), Y = positions holding y):
+# Loss: the mean of -log P_t(target_t) over the answer's characters and STOP, teacher forced (step
+# t's `written` = the answer's first t characters). By hand, a = softmax(s), Y = positions of y:
 #   L_t = -log P,   P = sum_{j in Y} a_j    =>    dL_t/ds_j = a_j - 1[j in Y] a_j / P
-# (the softmax Jacobian summed over Y; for |Y| = 1 it is the familiar a - onehot).
-# Then each score's inputs receive it:
+# (the softmax Jacobian summed over Y; for |Y| = 1, a - onehot), passed on to each input:
 #   r_s        <- sum over j in sentence s      (every position of s carries r_s)
 #   start[o][c] <- sum over j with passage[j-o] = c   (step 0 only)
 #   match[k]   <- sum over j where the k-match fired
 #   q <- sum_s g_r_s k_s,  k_s <- g_r_s q     (r_s = q . k_s)
 #   W_q[w] <- g_q / |question words| per occurrence; W_k[w] <- g_k_s / |words of s|.
-
-
 def zeros_like(params):
     """Zeros shaped like the parameters (a matrix or a vector per name)."""
     return {name: [[0.0] * len(row) for row in p] if isinstance(p[0], list) else [0.0] * len(p) for name, p in params.items()}
@@ -363,24 +302,22 @@ def zeros_like(params):
 def example_loss_and_grads(params, ex, answer):
     """(mean loss over the answer's characters + STOP, gradients shaped like params)."""
     target = answer + STOP
-    T, n = len(target), len(ex["passage"])
     q, keys, r = relevance(params, ex)
-    grads, g_r, loss = zeros_like(params), [0.0] * len(r), 0.0
+    grads, g_r, loss, T = zeros_like(params), [0.0] * len(r), 0.0, len(target)
     for t, y in enumerate(target):
         written = target[:t]
         a = pointer(params, ex, r, written, t)
         hits = ex["positions"].get(y, ())
         p = sum(a[j] for j in hits)
+        loss += -math.log(max(p, LOG_CLIP)) / T
         if p <= LOG_CLIP:  # log is clipped flat below 1e-10 (as Value.log): no gradient flows
-            loss += -math.log(LOG_CLIP) / T
             continue
-        loss += -math.log(p) / T
         # dL/ds_j = (a_j - 1[j in Y] a_j / P) / T, the 1/T from the mean over steps
         g = [v / T for v in a]
         for j in hits:
             g[j] -= a[j] / p / T
-        for j in range(n):
-            g_r[ex["sent_of"][j]] += g[j]
+        for j, s in enumerate(ex["sent_of"]):
+            g_r[s] += g[j]
         if t == 0:
             for j, cols in enumerate(ex["start_cols"]):
                 for o, c in enumerate(cols):
@@ -397,13 +334,10 @@ def example_loss_and_grads(params, ex, answer):
 
 
 def train(params, examples, num_steps):
-    """Adam (as in microgpt) over (encoded example, answer) pairs, one per step; returns
-    the losses and ms/step."""
-    m, v = zeros_like(params), zeros_like(params)
-    losses, start = [], time.perf_counter()
+    """Adam (as in microgpt), one (encoded example, answer) pair per step; returns the losses and ms/step."""
+    m, v, losses, start = zeros_like(params), zeros_like(params), [], time.perf_counter()
     for step in range(num_steps):
-        ex, answer = examples[step % len(examples)]
-        loss, grads = example_loss_and_grads(params, ex, answer)
+        loss, grads = example_loss_and_grads(params, *examples[step % len(examples)])  # (example, answer)
         lr = LEARNING_RATE * (1 - step / num_steps)  # big steps first, fine-tuning last
         c1, c2 = 1 - BETA1 ** (step + 1), 1 - BETA2 ** (step + 1)
         for name, p in params.items():
@@ -420,17 +354,12 @@ def train(params, examples, num_steps):
 
 
 # === INFERENCE: ONE GENERATOR, THREE RETRIEVERS ===
-# Retrieve, then generate greedily: the most probable character is written and fed back.
-
-
 def generate(params, ex):
-    """Greedy character-by-character answer for one encoded (question, passage) pair."""
-    _, _, r = relevance(params, ex)
-    written = ""
+    """Greedy decoding of one (question, passage) pair: the likeliest character is written and fed back."""
+    r, written = relevance(params, ex)[2], ""
     for t in range(MAX_ANSWER_LEN):
         a = pointer(params, ex, r, written, t)
-        # P(c) = the attention on every position holding c; characters in passage order
-        p = {c: sum(a[j] for j in js) for c, js in ex["positions"].items()}
+        p = {c: sum(a[j] for j in js) for c, js in ex["positions"].items()}  # P(c), from every j holding c
         c = max(sorted(p), key=p.get)  # over sorted characters: a tie breaks the same way every run
         if c == STOP:
             break
@@ -439,14 +368,13 @@ def generate(params, ex):
 
 
 def answer_all(params, questions, passage_ids, paragraphs, vocab, alphabet):
-    """(exact-match rate, answers): the generator reading paragraph passage_ids[i] for
-    question i. The passages are the only thing that differs between retrievers."""
+    """(exact-match rate, answers) of the generator reading paragraph passage_ids[i] for question i."""
     answers = [generate(params, encode_example(q, paragraphs[d], vocab, alphabet)) for (q, _, _), d in zip(questions, passage_ids)]
     return sum(a == ans for a, (_, ans, _) in zip(answers, questions)) / len(questions), answers
 
 
 def show_answers(held_q, rates, ems, answers, untrained_em):
-    """Exact match by retriever, beside top-1; examples, where the retrievers differ too."""
+    """Exact match by retriever, beside top-1, and examples that read both retrievers' passages."""
     print(f"\nthe same trained generator on the {len(held_q)} held-out questions (countries never trained on):")
     print(f"  {'passage the generator reads':30} {'top-1':>7} {'exact match':>12}")
     for name in ems:
@@ -457,11 +385,9 @@ def show_answers(held_q, rates, ems, answers, untrained_em):
     print(textwrap.fill(f"answers follow retrieval: a pointer can only copy what is in its passage. With BM25 (top-1"
                         f" {rates[BM25_NAME]:.0%}) its {len(wrong)} wrong answers are the generator's own: it copies from"
                         " the wrong place, as the last example shows.", 96))
-    # questions come 8 per country (4 relations x 2 phrasings): walk across both
-    shown = [8 * c + 2 * (c % 4) + c % 2 for c in range(NUM_EXAMPLES_SHOWN)]
-    differ = [i for i in range(len(held_q)) if weak[i] != bm25[i] and i not in shown + wrong]
     print("\nexamples (question, true answer: with BM25 k1 = 0 | with BM25; = right, x wrong):")
-    for i in shown + differ[:2] + wrong[:1]:
+    # questions come 8 per country (4 relations x 2 phrasings): walk across both
+    for i in [8 * c + 2 * (c % 4) + c % 2 for c in range(NUM_EXAMPLES_SHOWN)] + wrong[:1]:
         question, answer, _ = held_q[i]
         row = " | ".join(f"{x or '(empty)':>10} {'=' if x == answer else 'x'}" for x in (weak[i], bm25[i]))
         print(f"  {question:38} {answer:>9}: {row}")
@@ -476,11 +402,9 @@ def main():
     print(textwrap.fill(paragraphs[0], 96, initial_indent="  ", subsequent_indent="  "))
     print(textwrap.fill(f"generator trains on questions about paragraphs 0-{n_train - 1} ({len(train_q)} pairs); paragraphs"
                         f" {n_train}-{NUM_PARAGRAPHS - 1} are held out ({len(held_q)} questions), present only in the index", 96))
-
     # --- the retriever: an inverted index, BM25's knob k1, and three retrievers compared ---
     index = build_index(paragraphs)
     metrics, top1, rates = show_retrieval(index, paragraphs, held_q)
-
     # --- the generator: untrained first, the baseline of the same size ---
     vocab, alphabet = make_tables(paragraphs, train_q + held_q)
     params = init_params(len(vocab), len(alphabet), random)
@@ -490,8 +414,6 @@ def main():
     held_examples = [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in held_q]
     untrained_loss = sum(example_loss_and_grads(params, ex, a)[0] for ex, a in held_examples) / len(held_q)
     untrained_em, _ = answer_all(params, held_q, top1[BM25_NAME], paragraphs, vocab, alphabet)
-    print(f"untrained: held-out loss {untrained_loss:.4f} nats/char, exact match with BM25 {untrained_em:.1%}")
-
     # --- training: gold paragraphs of the training questions only ---
     train_examples = [(encode_example(q, paragraphs[g], vocab, alphabet), a) for q, a, g in train_q]
     random.shuffle(train_examples)
@@ -501,7 +423,6 @@ def main():
     print("\ntraining loss, mean of each 1/60 of the steps; held-out: gold paragraphs, unseen countries")
     print("\n".join(loss_curve(losses, [("held-out", heldout_loss), ("untrained", untrained_loss)])))
     print("copy head weights (match of the last 1..4 written characters): " + ", ".join(f"{w:.2f}" for w in params["match"]))
-
     # --- inference: the same held-out questions, read from each retriever's passage ---
     runs = {name: answer_all(params, held_q, ids, paragraphs, vocab, alphabet) for name, ids in top1.items()}
     ems, answers = {name: em for name, (em, _) in runs.items()}, {name: a for name, (_, a) in runs.items()}

@@ -44,12 +44,10 @@ MIN_PAIR_COUNT = 2  # a pair seen only once is memorisation, not a pattern: trai
 TABLE_MERGES = (0, 16, 64, 128, 256, 512, NUM_MERGES)  # rows of the vocabulary-size / sequence-length table
 
 # === TARGETS ===
-# Losslessness (decode(encode(x)) == x) is an invariant, not a result: the fast tests
-# check it, and the run prints the count of failures as a fact.
+# decode(encode(x)) == x is an invariant, not a target: the fast tests check it, the run counts failures.
 TARGETS = [
-    # Held-out Shakespeare, bytes per token (raw bytes: 1.0). The baseline has the same
-    # budget, the 768 most frequent byte pairs counted once (pair_vocabulary): tokens of
-    # at most 2 bytes. BPE's repeated merging builds longer ones and must pass 2.0.
+    # Held-out Shakespeare, bytes per token (raw bytes: 1.0). Baseline, same budget: the 768 most
+    # frequent byte pairs counted once (pair_vocabulary), tokens of at most 2 bytes; BPE builds longer.
     ("heldout_compression", ">=", 2.0, "pairs_heldout_compression"),
     # Merges learn their domain: on unseen names the names tokenizer (256 merges) must
     # reach 1.5 bytes/token; the Shakespeare tokenizer, with 3x the merges, does not.
@@ -71,9 +69,8 @@ def prepare_data():
     bytes and every byte after them (never seen); the distinct names, shuffled, split."""
     with open(fetch(SHAKESPEARE_URL, SHAKESPEARE_FILE, SHAKESPEARE_SHA256), "rb") as f:
         shakespeare = f.read()  # raw bytes: a tokenizer's input is bytes, not characters
-    # Subtle: names.txt repeats 2,539 names. Drop repeats first (dict.fromkeys keeps the
-    # file's order) so no held-out name is also a training name, then shuffle: the file
-    # is sorted by popularity, and the split must not be.
+    # Subtle: names.txt repeats 2,539 names. Drop repeats first (dict.fromkeys keeps the order) so
+    # no held-out name is also a training name, then shuffle: the file is sorted by popularity.
     with open(fetch(NAMES_URL, NAMES_FILE, NAMES_SHA256), encoding="utf-8") as f:
         names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
@@ -82,14 +79,11 @@ def prepare_data():
 
 
 # === MODEL ===
-# The whole "model" is an ordered table of merges: a dict {(a, b): new_id} filled in the
-# order the merges were learned. Merge number r creates id 256 + r, so a smaller id
-# means an earlier, higher-priority merge; the dict's insertion order IS the rank order.
-# Ids 0..255 are the raw bytes, which is why nothing is ever out of vocabulary.
-# Text becomes bytes with UTF-8 first: an ASCII letter is one byte, an accented letter
-# two, a CJK character three, an emoji four. Frequent multi-byte characters become tokens
-# of their own; rare ones stay as their bytes.
-#
+# The whole "model" is an ordered table of merges, a dict {(a, b): new_id}: merge number r
+# creates id 256 + r, so a smaller id is an earlier, higher-priority merge and the dict's
+# insertion order IS the rank order. Ids 0..255 are the raw bytes: nothing is ever out of
+# vocabulary. Text becomes bytes with UTF-8 first (an ASCII letter is one byte, an accented
+# letter two, CJK three, an emoji four); frequent multi-byte characters earn their own tokens.
 # Pre-split, as GPT-2 does: the bytes are first cut into chunks (a word with its leading
 # space, a run of digits, of punctuation, of whitespace) and merges never cross a chunk
 # boundary; otherwise frequent pairs would glue words to punctuation ("d." "d," "d!").
@@ -101,9 +95,7 @@ SPLIT_PATTERN = re.compile(rb" ?[A-Za-z\x80-\xff]+| ?[0-9]+| ?[^\sA-Za-z0-9\x80-
 
 
 def split_chunks(data):
-    r"""Cut bytes into the chunks that merges may not cross. Every byte is a letter, digit,
-    whitespace or "other", each with an alternative in the pattern: nothing is skipped.
-
+    r"""Cut bytes into the chunks merges may not cross; every byte matches an alternative.
     >>> split_chunks(b"Hi  there, you!\n")
     [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
     """
@@ -111,10 +103,8 @@ def split_chunks(data):
 
 
 def get_stats(ids, counts=None, weight=1):
-    """Count each adjacent pair in `ids`, adding `weight` per occurrence into `counts`
-    (weight=10: a chunk that appears ten times, counted once). Subtle: overlapping pairs
-    all count, so [5, 5, 5] has (5, 5) twice though only one can be merged, as in minbpe.
-
+    """Add `weight` per adjacent pair of `ids` into `counts` (a chunk seen 10 times: weight 10).
+    Subtle: overlapping pairs all count, so [5, 5, 5] has (5, 5) twice, as in minbpe.
     >>> get_stats([1, 2, 3, 1, 2]), get_stats([5, 5, 5])
     ({(1, 2): 2, (2, 3): 1, (3, 1): 1}, {(5, 5): 2})
     """
@@ -125,9 +115,7 @@ def get_stats(ids, counts=None, weight=1):
 
 
 def merge(ids, pair, new_id):
-    """Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right:
-    overlaps resolve to the left, so [5, 5, 5] becomes [6, 5], not [5, 6].
-
+    """Replace each `pair` in `ids` by `new_id`, left to right: [5, 5, 5] becomes [6, 5], not [5, 6].
     >>> merge([1, 2, 3, 1, 2], (1, 2), 4), merge([5, 5, 5], (5, 5), 6)
     ([4, 3, 4], [6, 5])
     """
@@ -145,7 +133,6 @@ def merge(ids, pair, new_id):
 def build_vocab(merges):
     """id -> the bytes it stands for: 256 single bytes, then each merge's two parts joined
     (a merge's parts have smaller ids, so one pass in rank order fills everything).
-
     >>> build_vocab({(104, 105): 256, (256, 33): 257})[257]
     b'hi!'
     """
@@ -159,18 +146,13 @@ def build_vocab(merges):
 # Training is a loop: count every adjacent pair, merge the most frequent one into a new id
 # everywhere, repeat NUM_MERGES times. Two tricks make it ~6x faster than that plain loop
 # (kept in tests/test_microtokenizer.py as the reference) and learn the same table:
-# 1. Count each distinct chunk once (" the" alone occurs 614 times), adding its
-#    frequency per pair (get_stats's weight).
+# 1. Count each distinct chunk once (" the" alone occurs 614 times), weighted by its frequency.
 # 2. Update the pair counts instead of recounting them. Merging (a, b) into z only
 #    changes pairs that touch an occurrence: in "x a b y", (x, a), (a, b), (b, y) go and
 #    (x, z), (z, y) come. An index pair -> chunks holding it lets a merge revisit only
 #    those chunks; later merges are rarer pairs and touch only a handful of chunks each.
-# Ties: of equally frequent pairs the smaller wins; a fixed rule makes reruns identical.
-
-
 def chunk_table(data):
     """Distinct chunks of `data` as lists of byte ids, with how often each occurs.
-
     >>> chunk_table(b"hi hi hi")
     ([[104, 105], [32, 104, 105]], [1, 2])
     """
@@ -179,9 +161,8 @@ def chunk_table(data):
 
 
 def best_pair(stats):
-    """The most frequent pair; among equally frequent pairs, the smallest one. (Two plain
-    passes run ~4x faster than min() with a key function; this is training's main cost.)
-
+    """The most frequent pair, ties to the smallest: a fixed rule makes reruns identical.
+    Two plain passes run ~4x faster than min() with a key: this is training's main cost.
     >>> best_pair({(1, 2): 3, (0, 5): 3, (2, 2): 1})
     (0, 5)
     """
@@ -190,10 +171,7 @@ def best_pair(stats):
 
 
 def train(data, num_merges):
-    """Learn up to `num_merges` merges from `data` with incremental pair counts; returns
-    the merge table and, per merge, how often its pair occurred when it was chosen. Stops
-    early if no pair occurs MIN_PAIR_COUNT times.
-
+    """Up to `num_merges` merges and, per merge, its pair's count when chosen; stops below MIN_PAIR_COUNT.
     >>> train(b"aaabdaaabac", 3)
     ({(97, 97): 256, (97, 98): 257, (256, 257): 258}, [4, 2, 2])
     """
@@ -228,16 +206,14 @@ def train(data, num_merges):
 
 
 def show_training(train_data):
-    """Learn the full table and print its first and last merges; returns (merges, vocab,
-    training seconds)."""
+    """Learn the full table, print its first and last merges; (merges, vocab, seconds)."""
     seqs, freqs = chunk_table(train_data)
     print(f"  the training bytes split into {sum(freqs):,} chunks, {len(seqs):,} distinct")
-    print(f"\ntraining {NUM_MERGES} merges on {len(train_data):,} bytes of Shakespeare")
     t = time.perf_counter()
     merges, counts = train(train_data, NUM_MERGES)
     seconds = time.perf_counter() - t
     vocab = build_vocab(merges)
-    print(f"{len(merges)} merges in {seconds:.2f}s: vocabulary {len(vocab):,} ids")
+    print(f"\n{len(merges)} merges from {len(train_data):,} bytes in {seconds:.2f}s: vocabulary {len(vocab):,} ids")
     print("first merges (new token: how often its pair occurred):")
     print("  " + "  ".join(f"{printable(vocab[256 + r])}:{counts[r]:,}" for r in range(min(8, len(merges)))))
     print("last merges (rare by now, mostly whole words):")
@@ -246,19 +222,14 @@ def show_training(train_data):
 
 
 # === INFERENCE ===
-# Encoding new text replays the merges in the order they were learned: within a chunk,
-# find the adjacent pair whose merge came EARLIEST (smallest new id), merge all its
-# occurrences, repeat until no adjacent pair is in the table. Frequency in the new text
-# plays no part: the rank order is the answer training gave, and replaying it reproduces
-# exactly the split training produced for its own corpus, wherever a word appears.
-# Decoding is a lookup: each id -> its bytes, concatenated, then UTF-8 decoded. Chunking
-# and merging only group bytes, never change them, so decode(encode(x)) gives back x.
-
-
+# Encoding new text replays the merges in the order they were learned: within a chunk, find the
+# adjacent pair whose merge came EARLIEST (smallest new id), merge all its occurrences, repeat
+# until no adjacent pair is in the table. Frequency in the new text plays no part: replaying
+# the rank order reproduces exactly the split training produced, wherever a word appears.
+# Decoding is a lookup: each id -> its bytes, concatenated, then UTF-8 decoded. Chunking and
+# merging only group bytes, never change them, so decode(encode(x)) gives back x.
 def encode_chunk(chunk, merges):
-    """Token ids of one chunk: apply the merges in rank order until none applies.
-    Priority, not position: in b"abc", (b, c) was learned first, so it wins.
-
+    """Token ids of one chunk. Priority, not position: in b"abc", (b, c) was learned first.
     >>> encode_chunk(b"aaab", {(97, 97): 256, (256, 97): 257})
     [257, 98]
     >>> encode_chunk(b"abc", {(98, 99): 256, (97, 98): 257})
@@ -266,7 +237,6 @@ def encode_chunk(chunk, merges):
     """
     ids = list(chunk)
     while len(ids) >= 2:
-        # the pair here whose merge has the smallest id, i.e. was learned earliest
         pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, math.inf))
         if pair not in merges:
             break  # no adjacent pair was ever merged: done
@@ -275,9 +245,7 @@ def encode_chunk(chunk, merges):
 
 
 def encode_bytes(data, merges):
-    """Token ids of any byte string, valid UTF-8 or not; each distinct chunk is encoded
-    once per call, then looked up.
-
+    """Token ids of any bytes, valid UTF-8 or not; each distinct chunk is encoded once.
     >>> encode_bytes(b"hi hi", {(104, 105): 256})
     [256, 32, 256]
     """
@@ -291,7 +259,6 @@ def encode_bytes(data, merges):
 
 def encode(text, merges):
     r"""Token ids of a str: UTF-8 encode it, then encode the bytes.
-
     >>> encode("h\u00e9", {})  # the accented e is two bytes
     [104, 195, 169]
     """
@@ -304,10 +271,8 @@ def decode_bytes(ids, vocab):
 
 
 def decode(ids, vocab):
-    r"""The text behind a list of ids. Subtle: ids sampled from a language model can stop
-    inside a multi-byte character, so invalid UTF-8 becomes U+FFFD instead of an
-    exception; ids from encode() of a str never do, so their round trip stays exact.
-
+    r"""The text behind ids. Subtle: ids sampled from a model can stop inside a multi-byte
+    character: invalid UTF-8 becomes U+FFFD, not an exception (encode()'s ids never do).
     >>> decode([104, 195], build_vocab({}))
     'h\ufffd'
     """
@@ -315,9 +280,7 @@ def decode(ids, vocab):
 
 
 def printable(data):
-    r"""Printable ASCII form of some bytes: as text if valid UTF-8, else as bytes (so a
-    token holding half of a multi-byte character prints with the b prefix).
-
+    r"""Printable ASCII form of bytes: as text if valid UTF-8, else with the b prefix.
     >>> print(printable(b"caf\xc3\xa9"), printable(b"\xc3"))
     'caf\xe9' b'\xc3'
     """
@@ -328,31 +291,18 @@ def printable(data):
 
 
 # === WHAT THE TABLE BUYS ===
-
-
 def compression(data, merges):
     """Bytes per token when `data` is encoded with `merges`: 1.0 means no gain.
-
     >>> compression(b"hi hi", {(104, 105): 256}) == 5 / 3
     True
     """
     return len(data) / max(1, len(encode_bytes(data, merges)))
 
 
-def first_merges(merges, k):
-    """The table a k-merge training run would have learned: training is greedy, so it is
-    the first k entries, and one run gives every row of the vocabulary-size table."""
-    return dict(islice(merges.items(), k))
-
-
 def pair_vocabulary(data, num_pairs):
-    """The baseline: the num_pairs most frequent byte pairs of `data`, counted ONCE.
-
-    BPE's first round alone: no token is built from another, so none is longer than 2
-    bytes, and a text has only so many distinct pairs (Shakespeare's 100 KB, fewer than
-    768). A valid merge table (ties to the smaller pair), so encode_bytes() runs it.
+    """The baseline, BPE's first round alone: the num_pairs most frequent byte pairs of `data`,
+    counted ONCE, as a merge table (ties to the smaller pair): no token is longer than 2 bytes.
     In b"abab ab", (a, b) occurs 3 times, (b, a) and (space, a) once each:
-
     >>> pair_vocabulary(b"abab ab", 2)
     {(97, 98): 256, (32, 97): 257}
     """
@@ -365,13 +315,12 @@ def pair_vocabulary(data, num_pairs):
 
 
 def show_vocab_table(merges, vocab, train_data, heldout_data):
-    """Held-out and training compression for the first k merges, then the baseline.
-    More merges -> fewer tokens, so more text per context window and cheaper attention
-    (cost ~ length^2), for a bigger embedding table and rarer tokens. The widening train /
-    held-out gap is the tokenizer fitting words common in its 100 KB, not in the rest."""
+    """Held-out and training compression for the first k merges, then the baseline. More
+    merges: shorter sequences for a bigger embedding table and rarer tokens. The widening
+    train / held-out gap is the tokenizer fitting words common in its 100 KB, not the rest."""
     print("\nmerges  vocab  held-out tokens  held-out bytes/token  train bytes/token")
     for k in TABLE_MERGES:
-        sub = first_merges(merges, k)
+        sub = dict(islice(merges.items(), k))  # greedy: what a k-merge run would learn
         n_tokens = len(encode_bytes(heldout_data, sub))
         print(f"{len(sub):6d} {256 + len(sub):6,d} {n_tokens:16,d} {len(heldout_data) / n_tokens:21.3f} {compression(train_data, sub):18.3f}")
     print("(each row is a smaller vocabulary: the first k merges of the same training run)")
@@ -407,11 +356,9 @@ def show_names(train_names, held_names, merges, heldout_data, heldout_compressio
 
 
 # === ROUND TRIPS ===
-# Strings chosen to break a careless tokenizer: nothing, only whitespace, characters of
-# 2, 3 and 4 UTF-8 bytes, characters built from several code points, control bytes.
+# Strings chosen to break a careless tokenizer, and bytes that are not UTF-8 at all.
 HARD_STRINGS = [
-    "",  # empty: encodes to [] and must decode back to ""
-    " ",
+    "", " ",  # empty (encodes to [] and must decode back to "") and a lone space
     "   \t\t\n\n\n   spaced   out   \n",  # whitespace runs of mixed kinds, leading and trailing
     "line one\r\nline two\r\n",  # Windows line endings
     "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m",  # precomposed accents: 2 bytes each
@@ -426,7 +373,6 @@ HARD_STRINGS = [
     "a" * 50,  # one long run: every pair overlaps the next
     "HELLO hello HeLLo 2024 3.14159",
 ]
-# Byte strings that are NOT valid UTF-8; the bytes API must round-trip them too.
 HARD_BYTES = [
     b"\xff",  # a byte that never occurs in UTF-8
     b"\x80abc",  # a continuation byte with no lead byte
@@ -439,7 +385,6 @@ HARD_BYTES = [
 
 def roundtrip_failures(texts, byte_strings, merges, vocab):
     """How many of the given strings do not survive decode(encode(x)) unchanged.
-
     >>> roundtrip_failures(["hi hi", ""], [b"\\xffhi"], {(104, 105): 256}, build_vocab({(104, 105): 256}))
     0
     """
@@ -451,16 +396,14 @@ def roundtrip_failures(texts, byte_strings, merges, vocab):
 
 
 def show_roundtrips(texts, tokenizers, merges):
-    """Count round-trip failures of every string through every tokenizer, then show how
-    the Shakespeare tokenizer splits each hard string. Returns (failures, strings)."""
+    """Round-trip every string through every tokenizer; show the hard strings' token counts."""
     failures = sum(roundtrip_failures(texts, HARD_BYTES, m, v) for m, v in tokenizers)
     n_strings = len(texts) + len(HARD_BYTES)
     print(f"\nround trips: {n_strings:,} strings, each through {len(tokenizers)} tokenizers: {failures} failures")
     print("the hard strings, with Shakespeare tokens:")
     for x in HARD_STRINGS + HARD_BYTES:
-        data = x if isinstance(x, bytes) else x.encode("utf-8")
-        label = printable(x) if isinstance(x, bytes) else ascii(x)
-        print(f"  {len(data):3d} bytes -> {len(encode_bytes(data, merges)):3d} tokens  {label[:60]}")
+        data = x if isinstance(x, bytes) else x.encode("utf-8")  # no HARD_BYTES is UTF-8: printed as b'...'
+        print(f"  {len(data):3d} bytes -> {len(encode_bytes(data, merges)):3d} tokens  {printable(data)[:60]}")
     return failures, n_strings
 
 
@@ -478,9 +421,8 @@ def main():
     show_splits(["First Citizen:", " thou", " king", " Romeo", " brother's", " tokenization", " caf\u00e9"], merges, vocab)
 
     # --- the same algorithm on names: merges learn their domain ---
-    names_merges, names_vocab, names_compression, shakes_on_names = show_names(
-        train_names, held_names, merges, heldout_data, heldout_compression
-    )
+    names = show_names(train_names, held_names, merges, heldout_data, heldout_compression)
+    names_merges, names_vocab, names_compression, shakes_on_names = names
 
     # --- round trips: the whole held-out text, each held-out name, every hard string ---
     texts = [heldout_data.decode("utf-8")] + held_names + HARD_STRINGS

@@ -5,16 +5,14 @@ MQA, sliding-window attention and DeepSeek's multi-head latent attention (MLA).
 
 No dataset and no training: every variant runs forward on the same random sequences,
 and its compute and memory (weights, and the key/value cache a decoder keeps per token,
-the number that limits inference) are counted and checked against closed forms. GQA and
-MQA are made from an MHA layer by averaging each group's key/value heads (as in the GQA
-paper), which loses little only when those heads are redundant; so the experiment sweeps
-eps, each head's deviation from a shared part, from 0 (identical) to 1 (independent).
-Mean pooling has to beat keeping one head per group; MLA, which caches as little as
-MQA, has to beat MQA.
+which limits inference) are counted and checked against closed forms. GQA and MQA are
+made from MHA by averaging each group's key/value heads (the GQA paper's recipe), which
+loses little only when those heads are redundant, so the run sweeps eps, each head's
+deviation from a shared part, from 0 (identical) to 1 (independent). Mean pooling must
+beat keeping one head per group; MLA, which caches as little as MQA, must beat MQA.
 
-Papers: Vaswani et al. 2017 (multi-head attention); Shazeer 2019 (multi-query); Ainslie
-et al. 2023 (GQA, and converting MHA by mean-pooling); Beltagy et al. 2020 and Mistral 7B
-(sliding windows); DeepSeek-V2 2024 (MLA).
+Papers: Vaswani et al. 2017 (MHA); Shazeer 2019 (MQA); Ainslie et al. 2023 (GQA, pooled
+from MHA); Beltagy et al. 2020 and Mistral 7B (sliding windows); DeepSeek-V2 2024 (MLA).
 """
 
 import math
@@ -25,8 +23,7 @@ import time
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# One attention layer, sized so that every variant runs in well under a second of pure
-# Python while the head counts still have real ratios (8 query heads : 2 groups : 1).
+# One attention layer, small enough for pure Python, with real kv-head ratios (8 : 2 : 1).
 D_MODEL = 32  # width of each token vector entering and leaving the layer
 N_HEADS = 8  # query heads, in every variant
 HEAD_DIM = D_MODEL // N_HEADS  # 4 dims per head, so the heads together span d_model
@@ -39,27 +36,22 @@ N_TRIALS = 8  # random layers + inputs per eps; the cosines are means over them 
 LOWRANK_TOL = 1e-12  # MLA conversion: stop the eigen-iteration when captured energy stalls
 LOWRANK_MAX_ITERS = 500  # ... or after this many rounds (independent heads converge slowest)
 VARIANTS = ("mha", "gqa", "mqa", "swa", "mla")  # swa = sliding-window attention
-# The baselines: GQA and MQA made by keeping ONE head per group (the first), not the mean.
-BASELINES = ("gqa_pick", "mqa_pick")
+BASELINES = ("gqa_pick", "mqa_pick")  # GQA and MQA keeping ONE head per group (the first), not the mean
 
 # === TARGETS ===
-# (metric, op, bound, baseline). Quality: the cosine between a variant's output and
-# MHA's, averaged over positions and trials. Cost formulas, KV-cache sizes and finite
-# outputs at huge logits are invariants, checked by tests/test_microattention.py.
+# (metric, op, bound, baseline); quality is the cosine of a variant's output to MHA's,
+# averaged over positions and trials. Costs and KV-cache sizes are invariants: tests.
 TARGETS = [
-    # Loosely redundant heads (eps 0.3): the mean's squared weight error is half the kept
-    # head's (see keep_one_head), so its 1 - cos is about half.
+    # eps 0.3: the mean's squared weight error is half the kept head's (keep_one_head)
     ("gqa_cos_eps_0.3", ">=", 0.91, "gqa_pick_cos_eps_0.3"),
     ("mqa_cos_eps_0.3", ">=", 0.90, "mqa_pick_cos_eps_0.3"),
-    # Independent heads (eps 1): MLA caches what MQA caches (8 floats per token), yet by
-    # Eckart-Young keeps more of the heads (see mha_to_mla); MQA is the baseline.
+    # eps 1: MLA caches MQA's 8 floats per token, yet by Eckart-Young keeps more (mha_to_mla)
     ("mla_cos_eps_1", ">=", 0.45, "mqa_cos_eps_1"),
 ]
 
 # === ATTENTION ===
-# The building blocks first, then the variants. "FLOPs" here are MULTIPLIES, all inside
-# dot products, so also multiply-adds (papers that count adds report about twice these);
-# the softmax's few exps and divisions per query-key pair are not counted, as usual.
+# The building blocks first, then the variants. "FLOPs" here are MULTIPLIES (= multiply-
+# adds: papers counting adds report ~2x), all in dot products; softmax's exps are not.
 
 
 class Meter:
@@ -69,10 +61,6 @@ class Meter:
         self.mults = 0  # multiplies done by the forward pass (every one goes through dot())
         self.cached_floats = 0  # floats put in the KV cache: what a decoder keeps per token
         self.max_keys = 0  # the most cached tokens any query read (the cache held at once)
-
-    def store(self, *per_token_lists):
-        """Record that each list of per-token vectors goes into the KV cache."""
-        self.cached_floats += sum(len(vec) for tokens in per_token_lists for vec in tokens)
 
 
 def dot(a, b, meter):
@@ -92,10 +80,8 @@ def project(xs, w, meter):
 
 
 def softmax(logits):
-    """p_i = exp(z_i - max z) / sum_j exp(z_j - max z).
-
-    Subtracting max z cancels in the ratio but keeps every exponent <= 0: without it,
-    logits ~1e3 would crash the run (math.exp(1000) raises OverflowError).
+    """p_i = exp(z_i - max z) / sum_j exp(z_j - max z): subtracting max z cancels in the
+    ratio but keeps every exponent <= 0, so logits ~1e3 cannot overflow math.exp.
 
     >>> softmax([1000.0, 1000.0])
     [0.5, 0.5]
@@ -127,11 +113,9 @@ def show_masks():
 
 def scaled_dot_product_attention(q, k, v, mask, meter):
     """One head over a whole sequence: out_i = sum_j w_ij v_j, w_i = softmax_j(q_i . k_j / sqrt(d)).
-
-    q, k, v are [seq_len][head_dim]. Dividing by sqrt(d) keeps the logits' variance ~1
-    whatever the head size, so a large d does not saturate the softmax into a one-hot.
-    Masked pairs are skipped, not set to -inf: the same result (exp(-inf) = 0), and the
-    multiplies counted are those a causal or windowed kernel does.
+    q, k, v are [seq_len][head_dim]. Dividing by sqrt(d) keeps the logits' variance ~1 at
+    any head size, so a large d does not saturate the softmax into a one-hot. Masked pairs
+    are skipped, not set to -inf: the same result, and the meter counts what a masked kernel does.
     """
     scale = 1.0 / math.sqrt(len(q[0]))
     out = []
@@ -145,8 +129,7 @@ def scaled_dot_product_attention(q, k, v, mask, meter):
 
 
 def split_heads(xs, n_heads):
-    """[seq_len][n_heads * head_dim] -> [n_heads][seq_len][head_dim]: head h owns a slice.
-    merge_heads() undoes it, concatenating the heads' outputs per token.
+    """[seq_len][n_heads * head_dim] -> [n_heads][seq_len][head_dim]: merge_heads() undoes it.
 
     >>> split_heads([[1.0, 2.0, 3.0, 4.0]], 2), merge_heads([[[1.0, 2.0]], [[3.0, 4.0]]])
     ([[[1.0, 2.0]], [[3.0, 4.0]]], [[1.0, 2.0, 3.0, 4.0]])
@@ -161,30 +144,20 @@ def merge_heads(heads):
 
 
 def gqa(x, w, n_heads, meter, window=None):
-    """Causal grouped-query attention (GQA); returns [seq_len][d_model].
-
-    Query head h reads key/value head h // group_size; the number of kv heads is read
-    from wk's size (n_kv_heads * head_dim rows). Three variants are its special cases:
-    - MHA, the reference (mha = gqa): n_kv_heads = n_heads, every query head with its own
-      key and value head; every head's k and v are cached, 2 * n_heads * head_dim floats
-      per token. Fewer kv heads shrink the cache n_heads / n_kv_heads times, but every
-      query head still scores every allowed key: GQA saves memory and the bandwidth of
-      reading the cache at each decoding step, not attention arithmetic.
-    - MQA: a single kv head, the smallest cache, 2 * head_dim floats per token.
-    - SWA, sliding-window attention: window=WINDOW, only the mask changes. Compute per
-      query is bounded by the window instead of growing with position, and a decoder can
-      evict older keys, so its cache stops at `window` tokens. The price: a token more
-      than window - 1 back is invisible to this layer (stacked layers each see one window
-      further). Mistral pairs it with GQA.
+    """Causal grouped-query attention (GQA), returning [seq_len][d_model]: query head h
+    reads key/value head h // group_size. Special cases: MHA, the reference (mha = gqa),
+    one kv head per query head; MQA, one kv head, the smallest cache; and sliding-window
+    attention (SWA), window=WINDOW, only the mask changed: each query's work is bounded
+    by the window and a decoder can evict older keys, so its cache stops at `window`
+    tokens. The price: a token more than window - 1 back is invisible to this layer
+    (stacked layers each see one window further). Mistral pairs it with GQA.
     """
     mask = attention_mask(len(x), window)
-    head_dim = len(w["wq"]) // n_heads
-    n_kv_heads = len(w["wk"]) // head_dim
-    group_size = n_heads // n_kv_heads  # query heads that share one key/value head
+    group_size = len(w["wq"]) // len(w["wk"])  # query heads per kv head: rows of wq / rows of wk
     q = split_heads(project(x, w["wq"], meter), n_heads)
     k_all, v_all = project(x, w["wk"], meter), project(x, w["wv"], meter)
-    meter.store(k_all, v_all)  # a decoder keeps every kv head's k and v for every past token
-    k, v = split_heads(k_all, n_kv_heads), split_heads(v_all, n_kv_heads)
+    meter.cached_floats += sum(map(len, k_all + v_all))  # a decoder keeps every past token's k and v
+    k, v = (split_heads(kv, n_heads // group_size) for kv in (k_all, v_all))
     heads = [scaled_dot_product_attention(q[h], k[h // group_size], v[h // group_size], mask, meter) for h in range(n_heads)]
     return project(merge_heads(heads), w["wo"], meter)
 
@@ -193,9 +166,8 @@ mha = gqa  # multi-head attention: every query head is its own group
 
 
 def mla(x, w, n_heads, meter, window=None):
-    """Causal multi-head latent attention (MLA, DeepSeek-V2): wq, w_dkv, w_uk, w_uv, wo.
-
-    Every token's keys and values are generated from one shared latent vector:
+    """Causal multi-head latent attention (MLA, DeepSeek-V2), weights wq, w_dkv, w_uk,
+    w_uv, wo: every token's keys and values are generated from one shared latent vector:
         c_t = W_dkv x_t                    (d_latent floats: the ONLY thing cached)
         k_t = W_uk c_t,  v_t = W_uv c_t    (full per-head keys and values, rebuilt on use)
     W_uk and W_uv have a block per head, so unlike MQA the heads stay distinct while the
@@ -206,7 +178,7 @@ def mla(x, w, n_heads, meter, window=None):
     mask = attention_mask(len(x), window)
     q = split_heads(project(x, w["wq"], meter), n_heads)
     c = project(x, w["w_dkv"], meter)  # down-projection: d_model -> d_latent
-    meter.store(c)  # d_latent floats per token: the whole cache
+    meter.cached_floats += sum(map(len, c))  # d_latent floats per token: the whole cache
     k = split_heads(project(c, w["w_uk"], meter), n_heads)  # up-projections rebuild per-head k, v
     v = split_heads(project(c, w["w_uv"], meter), n_heads)
     heads = [scaled_dot_product_attention(q[h], k[h], v[h], mask, meter) for h in range(n_heads)]
@@ -214,20 +186,17 @@ def mla(x, w, n_heads, meter, window=None):
 
 
 # === THE EXPERIMENT: REDUNDANT HEADS ===
-# No dataset: each trial is a random input x of SEQ_LEN vectors and random weights, as
-# lists of rows (the nn.Linear layout: y = W x). In a trained model heads are partly
-# redundant (they look for similar things); we build that in. Each MHA key head (and
-# value head) is a shared part plus a private deviation, S_k and D_k[h] alike random:
-#     W_k[h] = sqrt(1 - eps^2) * S_k + eps * D_k[h]
+# Each trial is a random input x of SEQ_LEN vectors and random weights as lists of rows
+# (nn.Linear's layout: y = W x). Trained heads are partly redundant (they look for
+# similar things), so each MHA key (and value) head is a shared random part S plus its
+# own random deviation D[h]:      W_k[h] = sqrt(1 - eps^2) * S_k + eps * D_k[h]
 # The sqrt keeps every head the same size, so eps changes how alike the heads are, not
 # how peaked attention is. Subtle: S is shared by ALL heads, not drawn per GQA group;
 # with one S per group MQA would average unrelated groups and lose badly even at eps = 0.
 
 
 def draw_trial(rng):
-    """One random layer and input, reused at every eps (common random numbers), so the
-    cosines at different eps differ only because eps differs."""
-
+    """One random layer and input, reused at every eps so that the cosines differ by eps alone."""
     def random_matrix(n_out, n_in):  # N(0, 1/n_in) entries: W x keeps x's unit size
         std = 1.0 / math.sqrt(n_in)
         return [[rng.gauss(0.0, std) for _ in range(n_in)] for _ in range(n_out)]
@@ -244,34 +213,28 @@ def draw_trial(rng):
 
 
 def mha_weights(trial, eps):
-    """The MHA layer of one trial at redundancy eps: wq, wk, wv, wo, each [rows][cols],
-    with key (and value) head h = sqrt(1 - eps^2) * shared + eps * dev[h], stacked."""
+    """The MHA layer (wq, wk, wv, wo) of one trial at redundancy eps, the heads stacked."""
     a = math.sqrt(1.0 - eps * eps)
-    wk, wv = (
-        [[a * s + eps * d for s, d in zip(s_row, d_row)] for dev in trial[f"dev_{n}"] for s_row, d_row in zip(trial[f"shared_{n}"], dev)]
-        for n in "kv"
-    )
+    wk, wv = ([[a * s + eps * d for s, d in zip(s_row, d_row)] for dev in trial[f"dev_{n}"]
+               for s_row, d_row in zip(trial[f"shared_{n}"], dev)] for n in "kv")
     return {"wq": trial["wq"], "wk": wk, "wv": wv, "wo": trial["wo"]}
 
 
 # === CONVERTING MHA INTO THE CHEAPER VARIANTS ===
-# GQA paper recipe: a group's shared key (and value) projection is the MEAN of its
-# heads' projections (k = W_k x is linear in W_k, so this averages their keys). The paper
-# then "uptrains" for ~5% of pre-training compute to repair what averaging lost; here
-# there is no uptraining: we see the raw loss.
+# GQA paper recipe: a group's shared key (and value) projection is the MEAN of its heads'
+# (k = W_k x is linear in W_k, so this averages their keys), then "uptraining" for ~5% of
+# pre-training compute repairs what averaging lost. No uptraining here: the raw loss.
 
 
 def mean_pool_kv_heads(w_rows, n_heads, n_kv_heads):
     """Average the rows of the heads in each group: n_heads heads -> n_kv_heads heads.
-
     math.fsum makes the mean of identical heads exactly that head, so at eps = 0 the
     pooled variants reproduce MHA bit for bit. Four heads of dim 1 into two groups:
 
     >>> mean_pool_kv_heads([[1.0], [3.0], [5.0], [7.0]], 4, 2)
     [[2.0], [6.0]]
     """
-    head_dim = len(w_rows) // n_heads
-    group_size = n_heads // n_kv_heads
+    head_dim, group_size = len(w_rows) // n_heads, n_heads // n_kv_heads
     pooled = []
     for g in range(n_kv_heads):
         for r in range(head_dim):
@@ -282,32 +245,27 @@ def mean_pool_kv_heads(w_rows, n_heads, n_kv_heads):
 
 def keep_one_head(w_rows, n_heads, n_kv_heads):
     """The baseline conversion: each group keeps its FIRST head's rows, drops the rest.
-
-    Why the mean should beat it: with heads W_h = S + eps D_h, the error the mean makes,
-    summed over a group of g heads, is eps^2 * sum_h |D_h - mean D|^2 ~ (g - 1) eps^2
-    sigma^2, while keeping head 0 costs eps^2 * sum_h |D_h - D_0|^2 ~ 2 (g - 1) eps^2
-    sigma^2: twice as much. For small errors 1 - cos grows in proportion to the squared
-    error, so the kept head should lose about twice what the mean loses.
+    Why the mean should beat it: with heads W_h = S + eps D_h, the mean's error summed
+    over a group of g heads is eps^2 sum_h |D_h - mean D|^2 ~ (g - 1) eps^2 sigma^2, while
+    keeping head 0 costs eps^2 sum_h |D_h - D_0|^2 ~ 2 (g - 1) eps^2 sigma^2, twice as
+    much. 1 - cos grows in proportion to a small squared error: the kept head loses ~2x.
 
     >>> keep_one_head([[1.0], [3.0], [5.0], [7.0]], 4, 2)
     [[1.0], [5.0]]
     """
-    head_dim = len(w_rows) // n_heads
-    group_size = n_heads // n_kv_heads
-    return [list(w_rows[g * group_size * head_dim + r]) for g in range(n_kv_heads) for r in range(head_dim)]
+    head_dim, group_rows = len(w_rows) // n_heads, len(w_rows) // n_kv_heads
+    return [list(w_rows[g * group_rows + r]) for g in range(n_kv_heads) for r in range(head_dim)]
 
 
 def mha_to_gqa(w, n_heads, n_kv_heads, pool=mean_pool_kv_heads):
-    """GQA weights from MHA weights (n_kv_heads = 1 gives MQA); queries and wo are kept.
-    pool=keep_one_head gives the baseline conversion."""
+    """GQA weights from MHA's, wq and wo kept (n_kv_heads = 1: MQA; pool=keep_one_head: baseline)."""
     return {"wq": w["wq"], "wk": pool(w["wk"], n_heads, n_kv_heads), "wv": pool(w["wv"], n_heads, n_kv_heads), "wo": w["wo"]}
 
 
 def gram_schmidt(vectors):
     """Orthonormalize a list of vectors in order (modified Gram-Schmidt)."""
     basis = []
-    for vec in vectors:
-        u = list(vec)
+    for u in vectors:
         for b in basis:
             c = sum(ui * bi for ui, bi in zip(u, b))
             u = [ui - c * bi for ui, bi in zip(u, b)]
@@ -317,18 +275,15 @@ def gram_schmidt(vectors):
 
 
 def top_eigenvectors(sym, r):
-    """The r leading eigenvectors of a symmetric positive semi-definite matrix, as rows.
-
-    Orthogonal iteration: multiply r vectors by the matrix and re-orthonormalize until
-    the captured energy sum_i u_i^T A u_i stops growing. A fixed start (its own RNG) and
-    fixed signs (largest component positive) make the result deterministic.
+    """The r leading eigenvectors (rows) of a symmetric PSD matrix by orthogonal iteration:
+    multiply r vectors by it and re-orthonormalize until the energy sum_i u_i^T A u_i stalls.
+    A fixed start (own RNG) and signs (largest component positive) make it deterministic.
 
     >>> [[round(a, 6) + 0.0 for a in u] for u in top_eigenvectors([[3.0, 0.0], [0.0, 1.0]], 1)]
     [[1.0, 0.0]]
     """
-    n = len(sym)
     rng = random.Random(0)
-    basis = gram_schmidt([[rng.gauss(0.0, 1.0) for _ in range(n)] for _ in range(r)])
+    basis = gram_schmidt([[rng.gauss(0.0, 1.0) for _ in sym] for _ in range(r)])
     energy = -1.0
     for _ in range(LOWRANK_MAX_ITERS):
         images = [[sum(a * b for a, b in zip(row, u)) for row in sym] for u in basis]  # A u_i
@@ -342,26 +297,22 @@ def top_eigenvectors(sym, r):
 
 def mha_to_mla(w, d_latent):
     """MLA weights from MHA weights by the best rank-d_latent factorization of [W_k; W_v].
-
-    MLA computes [k; v] = W_up W_dkv x, a map of rank d_latent, so at best it is the best
-    rank-d_latent approximation of M = [W_k; W_v]: by Eckart-Young M U U^T, where U holds
-    the top d_latent eigenvectors of M^T M (M's top right singular vectors): W_dkv = U^T
-    and W_up = M U (best for inputs with uncorrelated unit-variance entries, as here).
-    MQA's pooled heads are ALSO a rank-2*head_dim approximation of M, so with d_latent =
-    2 * head_dim MLA's weight error can only be smaller. (DeepSeek trains MLA from
-    scratch; later work converts trained MHA models this way, then tunes.)
+    MLA's [k; v] = W_up W_dkv x has rank d_latent, so at best W_up W_dkv is M = [W_k; W_v]'s
+    best rank-d_latent approximation, by Eckart-Young M U U^T with U the top d_latent
+    eigenvectors of M^T M: W_dkv = U^T, W_up = M U (best for inputs with uncorrelated
+    unit-variance entries, as here). MQA's pooled heads are ALSO a rank-2*head_dim
+    approximation of M, so at d_latent = 2 * head_dim MLA's weight error can only be
+    smaller. DeepSeek trains MLA from scratch; later work converts MHA this way, then tunes.
     """
     m = w["wk"] + w["wv"]  # list concatenation: the rows of W_k, then the rows of W_v
-    cols = list(zip(*m))
-    gram = [[sum(a * b for a, b in zip(ci, cj)) for cj in cols] for ci in cols]  # M^T M
+    gram = [[sum(a * b for a, b in zip(ci, cj)) for cj in zip(*m)] for ci in zip(*m)]  # M^T M: columns dotted
     u = top_eigenvectors(gram, d_latent)  # rows u_1..u_r: the latent directions of x
     up = [[sum(a * b for a, b in zip(row, uj)) for uj in u] for row in m]  # W_up = M U
     return {"wq": w["wq"], "w_dkv": u, "w_uk": up[: len(w["wk"])], "w_uv": up[len(w["wk"]) :], "wo": w["wo"]}
 
 
 # === COSTS ===
-# Each variant's multiplies, weights and KV cache in closed form, set against what the
-# meter counted while the code ran.
+# Each variant's multiplies, weights and KV cache in closed form, against the meter.
 
 
 def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, window):
@@ -370,44 +321,36 @@ def analytic_costs(variant, seq_len, d_model, n_heads, n_kv_heads, d_latent, win
     Per token, with H = n_heads, d = head_dim, D = d_model and G key/value heads:
       wq and wo: 2 * D * H * d       k and v projections: 2 * D * G * d
       MLA instead: D * d_latent (down) + 2 * d_latent * H * d (up to k and v)
-    Attention core, per allowed (query, key) pair and per query head: d for q . k and
-    d for the weighted sum of v, i.e. 2 * H * d * pairs in total, for EVERY variant:
-    GQA/MQA share keys between heads but each query head still does its own scoring.
-    KV cache per token: 2 * G * d (k and v), or d_latent for MLA.
+    and as many weights, each used once per token. Attention core: 2 d per allowed (query,
+    key) pair and query head (q . k, then the weighted sum of v) in EVERY variant: fewer
+    kv heads save cache memory and the bandwidth of reading it at each decoding step,
+    not attention arithmetic. KV cache per token: 2 * G * d (k and v), or d_latent.
     """
     head_dim = d_model // n_heads
     # allowed (query, key) pairs when each query sees at most `span` keys:
     # sum_i min(i + 1, span) = span (span + 1) / 2 + (seq_len - span) span
     span = min(window if variant == "swa" else seq_len, seq_len)
     pairs = span * (span + 1) // 2 + (seq_len - span) * span
-    hd = n_heads * head_dim
-    q_and_o = 2 * d_model * hd  # per token, and the same number of weights
+    q_and_o = 2 * d_model * n_heads * head_dim
     if variant == "mla":
-        kv_per_token_mults = d_model * d_latent + 2 * d_latent * hd
-        params_kv = d_latent * d_model + 2 * hd * d_latent
-        kv_floats = d_latent
+        kv_proj, kv_floats = d_model * d_latent + 2 * d_latent * n_heads * head_dim, d_latent
     else:
         kv_heads = {"mha": n_heads, "swa": n_heads, "gqa": n_kv_heads, "mqa": 1}[variant]
-        kv_per_token_mults = params_kv = 2 * d_model * kv_heads * head_dim
-        kv_floats = 2 * kv_heads * head_dim
-    return {
-        "mults": seq_len * (q_and_o + kv_per_token_mults) + 2 * hd * pairs,
-        "params": q_and_o + params_kv,
-        "kv_floats_per_token": kv_floats,
-        "kv_cache_floats": kv_floats * span,  # what a decoder holds at the end
-    }
+        kv_proj, kv_floats = 2 * d_model * kv_heads * head_dim, 2 * kv_heads * head_dim
+    return {"mults": seq_len * (q_and_o + kv_proj) + 2 * n_heads * head_dim * pairs, "params": q_and_o + kv_proj,
+            "kv_floats_per_token": kv_floats, "kv_cache_floats": kv_floats * span}  # span: tokens held at the end
 
 
 def run_variant(variant, x, mha_w, meter):
     """Convert the MHA weights for `variant` and run it on x; returns (output, weights used)."""
     if variant in ("mha", "swa"):
         return mha(x, mha_w, N_HEADS, meter, window=WINDOW if variant == "swa" else None), mha_w
-    if variant in ("gqa", "mqa", "gqa_pick", "mqa_pick"):
-        n_kv = N_KV_HEADS if variant.startswith("gqa") else 1
-        w = mha_to_gqa(mha_w, N_HEADS, n_kv, keep_one_head if variant.endswith("_pick") else mean_pool_kv_heads)
-        return gqa(x, w, N_HEADS, meter), w
-    w = mha_to_mla(mha_w, D_LATENT)
-    return mla(x, w, N_HEADS, meter), w
+    if variant == "mla":
+        w = mha_to_mla(mha_w, D_LATENT)
+        return mla(x, w, N_HEADS, meter), w
+    pool = keep_one_head if variant.endswith("_pick") else mean_pool_kv_heads  # the rest: GQA or MQA
+    w = mha_to_gqa(mha_w, N_HEADS, N_KV_HEADS if variant.startswith("gqa") else 1, pool)
+    return gqa(x, w, N_HEADS, meter), w
 
 
 def measured_costs(variant, x, mha_w):
@@ -415,32 +358,28 @@ def measured_costs(variant, x, mha_w):
     meter = Meter()
     out, w = run_variant(variant, x, mha_w, meter)
     per_token = meter.cached_floats / len(x)
-    return out, {
-        "mults": meter.mults,
-        "params": sum(len(row) for mat in w.values() for row in mat),  # floats in the weights
-        "kv_floats_per_token": per_token,
-        "kv_cache_floats": per_token * meter.max_keys,
-    }
+    return out, {"mults": meter.mults, "params": sum(len(row) for mat in w.values() for row in mat),
+                 "kv_floats_per_token": per_token, "kv_cache_floats": per_token * meter.max_keys}
 
 
 def show_costs(trial, long_seq=4096):
-    """Formula against meter for every variant, then the formulas at a realistic length.
-    Returns (formula costs, meter costs, how many variants' formulas differ from their meter)."""
+    """Formula against meter for every variant, then formulas at a realistic length; returns metrics."""
     probe = mha_weights(trial, 0.1)
-    formulas, meters = {}, {}
+    metrics = {"flops_mismatches": 0}
     print("\ncosts of one forward pass (mults = multiplies = multiply-adds), formula vs meter:")
     for v in VARIANTS:
-        _, meters[v] = measured_costs(v, trial["x"], probe)
-        formulas[v] = c = analytic_costs(v, SEQ_LEN, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
-        status = "match" if c == meters[v] else f"MISMATCH (meter {meters[v]})"
+        meter = measured_costs(v, trial["x"], probe)[1]
+        c = analytic_costs(v, SEQ_LEN, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
+        metrics["flops_mismatches"] += c != meter
+        metrics[f"{v}_mults"], metrics[f"{v}_kv_floats"] = c["mults"], int(meter["kv_floats_per_token"])
+        status = "match" if c == meter else f"MISMATCH (meter {meter})"
         print(f"  {v}: {c['mults']:6,d} mults, {c['params']:5,d} weights, {c['kv_floats_per_token']:3d} kv floats/token,"
               f" {c['kv_cache_floats']:4d} in the cache at the end  {status}")
-    mismatches = sum(formulas[v] != meters[v] for v in VARIANTS)
     print(f"\nat {long_seq:,} tokens (formulas):")
     for v in ("mha", "swa", "mla"):
         c = analytic_costs(v, long_seq, D_MODEL, N_HEADS, N_KV_HEADS, D_LATENT, WINDOW)
         print(f"  {v}: {c['mults']:13,d} mults, KV cache {c['kv_cache_floats']:9,d} floats")
-    return formulas, meters, mismatches
+    return metrics
 
 
 # === QUALITY ===
@@ -449,14 +388,12 @@ def show_costs(trial, long_seq=4096):
 
 def cosine(a, b):
     """cos(a, b) = a . b / (|a| |b|): 1 = same direction, 0 = unrelated."""
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
+    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
     return sum(x * y for x, y in zip(a, b)) / (na * nb)
 
 
 def quality_sweep(trials):
-    """Cosine to MHA per (variant, eps), one per trial: the mean over positions t of
-    cos(output_t, MHA's output_t), every variant and baseline on the same layer and input."""
+    """Per (variant, eps), one per trial: the mean over positions t of cos(output_t, MHA's output_t)."""
     per_trial = {}
     for eps in EPS_SWEEP:
         for trial in trials:
@@ -469,10 +406,9 @@ def quality_sweep(trials):
 
 
 def show_quality(per_trial):
-    """The sweep as a table (variant x eps), then the sentences that read it, computed
-    from the numbers. Returns the mean cosine per (variant, eps)."""
+    """The sweep as a table (variant x eps) and the sentences that read it; returns the metrics."""
     cos = {key: sum(v) / len(v) for key, v in per_trial.items()}
-    top, swa = EPS_SWEEP[-1], [cos[("swa", e)] for e in EPS_SWEEP]
+    swa = [cos[("swa", e)] for e in EPS_SWEEP]
     print(f"\ncosine to MHA, mean over {N_TRIALS} random layers x {SEQ_LEN} positions (_pick: one head kept per group):")
     print(f"  {'variant':9}" + "".join(f"{'eps ' + format(e, 'g'):>9}" for e in EPS_SWEEP))
     for v in VARIANTS + BASELINES:
@@ -480,10 +416,8 @@ def show_quality(per_trial):
     for v, pooled in (("gqa", N_HEADS // N_KV_HEADS), ("mqa", N_HEADS)):
         ratio = (1 - cos[(f"{v}_pick", 0.1)]) / (1 - cos[(v, 0.1)])
         print(f"{v.upper()} pools {pooled} heads: at eps 0.1 its 1 - cos is {ratio:.1f}x below keeping one head (predicted: 2x)")
-    gain = cos[("mla", top)] - cos[("mqa", top)]
-    print(f"MLA, caching {D_LATENT} floats/token like MQA: cos {cos[('mla', top)]:.3f} at eps {top:g}, {gain:+.3f} over MQA's")
     print(f"sliding window: cos {min(swa):.3f} to {max(swa):.3f} at every eps: it never reads the context beyond {WINDOW} tokens")
-    return cos
+    return {f"{v}_cos_eps_{e:g}": cos[(v, e)] for v in VARIANTS + BASELINES for e in EPS_SWEEP}
 
 
 def main():
@@ -492,19 +426,12 @@ def main():
     print(f"GQA {N_KV_HEADS} kv heads (groups of {N_HEADS // N_KV_HEADS}); MQA 1 kv head; window {WINDOW}; MLA latent {D_LATENT}")
     show_masks()
 
-    # --- costs: formulas against the meter, for every variant, on the first trial ---
-    # The trials come from the global stream that random.seed(42) fixed.
+    # --- costs: formulas against the meter, on the first trial (trials: random.seed(42)) ---
     trials = [draw_trial(random) for _ in range(N_TRIALS)]
-    formulas, meters, flops_mismatches = show_costs(trials[0])
+    metrics = show_costs(trials[0])
 
     # --- quality: how close is each cheaper variant to MHA, as heads grow less alike ---
-    cos = show_quality(quality_sweep(trials))
-
-    metrics = {f"{v}_cos_eps_{eps:g}": cos[(v, eps)] for v in VARIANTS + BASELINES for eps in EPS_SWEEP}
-    for v in VARIANTS:
-        metrics[f"{v}_mults"] = formulas[v]["mults"]
-        metrics[f"{v}_kv_floats"] = int(meters[v]["kv_floats_per_token"])
-    metrics["flops_mismatches"] = flops_mismatches
+    metrics.update(show_quality(quality_sweep(trials)))
     metrics["seconds"] = time.perf_counter() - t0
     print(f"\nwhole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)

@@ -12,9 +12,8 @@ with real names, whose lengths show what maximising probability gets wrong.
 
 Papers: Fan, Lewis, Dauphin 2018 (top-k); Holtzman et al. 2020 (nucleus sampling, and why
 the likeliest text is not the most human); Wu et al. 2016 (GNMT's length penalty);
-Stahlberg and Byrne 2019 (the exact optimum of a translation model is often empty). The
-model, its training and the autograd engine are foundational/microgpt.py's, copied
-verbatim in the appendix. Speculative decoding has its own file, microspeculative.py.
+Stahlberg and Byrne 2019 (the exact optimum of a translation model is often empty).
+Speculative decoding has its own file, microspeculative.py.
 """
 
 import contextlib
@@ -34,28 +33,22 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# --- the model: microgpt.py's, unchanged (the appendix copies its functions) ---
-# Width, heads and depth of microgpt's GPT: ~4,200 parameters. Nothing here depends on
-# the model's size; decoding needs only a model with real preferences.
+# --- the model: microgpt.py's GPT, unchanged (~4,200 parameters; the appendix copies it) ---
+# Nothing here depends on its size: decoding needs only a model with real preferences.
 N_EMBD = 16
 N_HEAD = 4
 HEAD_DIM = N_EMBD // N_HEAD
 N_LAYER = 1
-# 15 letters (the longest name) plus the closing token.
-BLOCK_SIZE = 16
-# Small initial weights: the untrained model guesses uniformly.
-INIT_STD = 0.08
+BLOCK_SIZE = 16  # 15 letters (the longest name) plus the closing token
+INIT_STD = 0.08  # small initial weights: the untrained model guesses uniformly
 # Half of microgpt's 2,000 steps: the held-out loss is already well below the bigram
 # model's, and the time goes to decoding instead.
 NUM_STEPS = 1000
-# microgpt's Adam settings (see microgpt.py for why).
-LEARNING_RATE = 0.01
+LEARNING_RATE = 0.01  # microgpt's Adam settings (see microgpt.py for why)
 BETA1, BETA2 = 0.85, 0.99
 ADAM_EPS = 1e-8
-# The last 10% of the shuffled names are never trained on: prompts come from them.
-HELDOUT_FRAC = 0.1
-# log(max(p, 1e-10)): a probability that underflows gives a large finite score.
-LOG_CLIP = 1e-10
+HELDOUT_FRAC = 0.1  # the last 10% of the shuffled names are never trained on: prompts come from them
+LOG_CLIP = 1e-10  # log(max(p, 1e-10)): a probability that underflows scores -23, not -inf
 
 # --- decoding ---
 # Every strategy continues the same prompts: BOS plus the first letter of each of the
@@ -70,32 +63,28 @@ TOP_K = 5
 # Top-p: keep the smallest set of letters holding 90% of the mass. Unlike top-k, the
 # set grows where the model is unsure and shrinks where it is confident.
 TOP_P = 0.9
-# Beam widths swept; width 4 is the beam of the strategy table.
-BEAM_WIDTHS = (1, 2, 4, 8)
-BEAM_WIDTH = 4
+BEAM_WIDTHS = (1, 2, 4, 8)  # the widths swept
+BEAM_WIDTH = 4  # the beam of the strategy table
 # Length penalty exponents: 0 = raw log p (what beam search maximises), 1 = per token.
 ALPHAS = (0.0, 0.6, 1.0)
 # The beam sweep continues two-letter prompts (the first two letters of held-out names,
 # each pair once): short enough that the exact optimum takes tens of expansions.
 SWEEP_PROMPTS = 40
-# Best-first search gives up (the prompt is shown without an optimum) after this many.
-EXACT_MAX_EXPANSIONS = 3000
+EXACT_MAX_EXPANSIONS = 3000  # best-first search gives up after this many (no optimum shown)
 # Temperature sweep of the next-letter entropy, over every position of 200 held-out
 # names (~1,400 contexts); the same contexts give the held-out loss.
 SWEEP_TEMPS = (0.05, 0.1, 0.25, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0, 100.0)
 HELDOUT_NAMES = 200
-# Outputs shown per strategy.
-NUM_SHOWN = 7
+NUM_SHOWN = 7  # outputs shown per strategy
 
 # === TARGETS ===
 # (metric, op, bound, baseline): the method must meet the bound and the baseline, the
 # simplest method that could plausibly meet it, measured in the same run, must miss it.
 TARGETS = [
     # Truncation cuts the tail of unlikely letters: top-k and top-p outputs are likelier
-    # under the model than plain sampling's (T = 1, the model's own distribution).
-    # Both keep >= 95% distinct outputs (printed); greedy and beam search cannot. Beam
-    # search's distance from the exact optimum and the length penalty are printed, not
-    # targets: from seed to seed neither clears its baseline by a stable margin.
+    # under the model than plain sampling's (T = 1), yet >= 95% distinct (printed). Beam
+    # search's gap to the exact optimum and the length penalty are printed, not targets:
+    # from seed to seed neither clears its baseline by a stable margin.
     ("topk_mean_logp", ">=", -11.5, "sample_mean_logp"),
     ("topp_mean_logp", ">=", -12.0, "sample_mean_logp"),
     # Cooling the same distribution (T = 0.7) buys likelihood the same way, at a price in
@@ -105,19 +94,15 @@ TARGETS = [
 
 
 # === THE MODEL AS A FUNCTION OF THE PREFIX ===
-# Every strategy below sees the model only through lm(prefix): the probability of each
-# of the 27 tokens coming next. Beam search and best-first search ask for many prefixes
-# that share their beginnings, so lm() remembers every prefix it has seen.
+# Every strategy below sees the model only through lm(prefix): P(next token | prefix)
+# as 27 floats. Beam and best-first search ask for many prefixes that share beginnings.
 
 
 def language_model(params):
-    """params -> lm(prefix), which returns P(next token | prefix) as 27 floats.
-
-    gpt() reads one token at a time and appends its key and value to per-layer lists
-    (the KV cache). lm() keeps one such cache per prefix it has seen, a tree of caches:
-    extending a known prefix by one token costs ONE position of gpt(), on a copy of the
-    parent's lists (new lists, shared vectors), so no strategy ever recomputes a prefix.
-    """
+    """params -> lm(prefix). gpt() reads one token at a time and appends its key and value
+    to per-layer lists (the KV cache); lm() keeps one such cache per prefix it has seen, a
+    tree of caches: extending a known prefix by one token costs ONE position of gpt(), on a
+    copy of the parent's lists (new lists, shared vectors), so no prefix is recomputed."""
     cache = {}
 
     def lm(prefix):
@@ -146,9 +131,8 @@ def log_p(p):
 
 
 # === THE RULES: A DISTRIBUTION IN, ONE TOKEN OUT ===
-# A decoder that emits one token at a time needs only a rule "distribution -> token".
-# These rules are the whole difference between greedy, temperature, top-k and top-p;
-# generate() is the same loop for all of them.
+# A rule "distribution -> token" is the whole difference between greedy, temperature,
+# top-k and top-p: generate() is the same token-by-token loop for all of them.
 
 
 def greedy_pick(probs):
@@ -193,10 +177,9 @@ def top_k_filter(probs, k):
 def top_p_filter(probs, p):
     """Nucleus: keep the smallest set of likeliest tokens whose mass reaches p.
 
-    Walk the tokens from likeliest to least, adding each, and stop as soon as the kept
-    mass is >= p: that last token is included, because without it the mass would fall
-    short. Subtle: with ties the set is still the smallest (tied tokens beyond the one
-    that reaches p are dropped), and p = 1 keeps every token of nonzero probability.
+    Walk from likeliest to least and stop once the kept mass is >= p: the token that
+    reaches p is kept (without it the mass falls short), tied tokens after it are not (the
+    set stays the smallest), and p = 1 keeps every token of nonzero probability.
 
     >>> [round(q, 3) for q in top_p_filter([0.1, 0.6, 0.3], 0.7)]  # 0.6 < 0.7: add 0.3
     [0.0, 0.667, 0.333]
@@ -211,12 +194,9 @@ def top_p_filter(probs, p):
 
 
 def generate(lm, prompt, pick, rng, bos):
-    """Extend `prompt` one token at a time with pick(probs, rng), until BOS or the
-    context is full. Returns (tokens after the prompt, their log p under the model).
-
-    The score is always the model's own, unmodified probability (T = 1), whatever the
-    rule sampled from, so every strategy is judged on the same scale.
-    """
+    """Extend `prompt` one token at a time with pick(probs, rng), until BOS or the context
+    is full. Returns (tokens after the prompt, their log p under the model at T = 1, whatever
+    the rule sampled from, so every strategy is judged on the same scale)."""
     tokens, logp = list(prompt), 0.0
     while len(tokens) < BLOCK_SIZE + 1:
         probs = lm(tokens)
@@ -259,11 +239,9 @@ def beam_search(lm, prompt, width, bos, alpha=0.0):
     1 is greedy"), which is how beam search misses an optimum that ends the name early.
 
     Stopping: a live hypothesis with log p = L can only end with log p <= L (every token
-    multiplies in a probability <= 1) and length <= max_len, so its best possible score is
+    multiplies in a probability <= 1) and length <= max_len, so at best with score
     L / max_len^alpha. Search stops when the best finished score reaches that bound for
-    every live hypothesis, or when none is left: stopping earlier could return a name
-    while a better one is still growing.
-    """
+    every live hypothesis, or none is left: earlier, a better name could still be growing."""
     n = len(prompt)
     max_len = BLOCK_SIZE + 1 - n  # the longest completion the context allows
     alive, finished = [(0.0, list(prompt))], []
@@ -289,13 +267,9 @@ def beam_search(lm, prompt, width, bos, alpha=0.0):
 
 def best_first_optimum(lm, prompt, bos, max_expansions):
     """The exact likeliest completion of `prompt` as (tokens, log p, expansions), or None
-    if the search needs more than max_expansions.
-
-    Uniform-cost search: always expand the partial sequence of highest log p. Since log
-    p can only fall as tokens are added, the first FINISHED sequence popped beats every
-    sequence not yet explored: it is the exact optimum, found without enumerating the
-    27^14 completions.
-    """
+    past max_expansions. Uniform-cost search: always expand the partial sequence of highest
+    log p. Since log p can only fall as tokens are added, the first FINISHED sequence popped
+    beats every sequence not yet explored: the exact optimum, without enumerating 27^14."""
     heap, counter = [(0.0, 0, list(prompt))], 0
     for expansion in range(max_expansions):
         neg_logp, _, tokens = heapq.heappop(heap)
@@ -336,12 +310,10 @@ def entropy(probs):
 
 
 def show_strategies(lm, prompts, real, bos, text):
-    """Continue every prompt with every strategy; print one row per strategy and return
-    {strategy: (mean log p, fraction of distinct outputs, mean letters)}.
-
-    Each sampler gets its own Random, seeded from the global one, so adding a strategy
-    cannot change another one's samples. The last row scores the real held-out names.
-    """
+    """Continue every prompt with every strategy and print a row each; returns {strategy:
+    (mean log p, fraction of distinct outputs, mean letters)}. Each sampler gets its own
+    Random, seeded from the global one, so adding a strategy cannot change another one's
+    samples. The last row scores the real held-out names."""
     rules = {
         "greedy": lambda probs, rng: greedy_pick(probs),
         "sample": draw,
@@ -349,9 +321,8 @@ def show_strategies(lm, prompts, real, bos, text):
         "topk": lambda probs, rng: draw(top_k_filter(probs, TOP_K), rng),
         "topp": lambda probs, rng: draw(top_p_filter(probs, TOP_P), rng),
     }
-    labels = {"greedy": "greedy", "sample": "sample T=1", "temperature": f"temperature {TEMPERATURE}",
-              "topk": f"top-k k={TOP_K}", "topp": f"top-p p={TOP_P}", "beam": f"beam w={BEAM_WIDTH}",
-              "real": "real names"}
+    labels = {"sample": "sample T=1", "temperature": f"temperature {TEMPERATURE}", "topk": f"top-k k={TOP_K}",
+              "topp": f"top-p p={TOP_P}", "beam": f"beam w={BEAM_WIDTH}", "real": "real names"}
     outputs = {}
     for name, rule in rules.items():
         rng = random.Random(random.randrange(2**32))
@@ -366,9 +337,8 @@ def show_strategies(lm, prompts, real, bos, text):
     for name, outs in outputs.items():
         names = [text(p) + text(o) for p, (o, _) in zip(prompts, outs)]
         letters = sum(t != bos for o, _ in outs for t in o) / len(outs)
-        row = (sum(lp for _, lp in outs) / len(outs), len(set(names)) / len(names), letters)
-        table[name] = row
-        print(f"{labels[name]:16} {row[0]:10.3f} {row[1]:8.0%} {row[2]:7.2f}  {' '.join(names[:NUM_SHOWN])}")
+        table[name] = row = (sum(lp for _, lp in outs) / len(outs), len(set(names)) / len(names), letters)
+        print(f"{labels.get(name, name):16} {row[0]:10.3f} {row[1]:8.0%} {row[2]:7.2f}  {' '.join(names[:NUM_SHOWN])}")
     print("Real names score like plain samples, far below greedy: people do not write the likeliest")
     print("name. Truncation cuts the unlikely tail and keeps the variety; greedy and beam search")
     print("give one output per prompt, so at most 26 distinct ones.")
@@ -436,8 +406,7 @@ def main():
     losses, ms_per_step = train(params, train_docs, NUM_STEPS)
     lm = language_model(params)
     heldout, bigram = show_heldout_and_temperature(lm, held_docs[:HELDOUT_NAMES], train_docs, vocab_size)
-    for line in loss_curve(losses, [("held-out", heldout), ("bigram", bigram)]):
-        print(line)
+    print("\n".join(loss_curve(losses, [("held-out", heldout), ("bigram", bigram)])))
 
     def text(tokens):
         return "".join(itos[t] for t in tokens if t != bos)
@@ -461,10 +430,8 @@ def main():
     metrics.update({f"beam{w}_mean_logp": mean[w] for w in BEAM_WIDTHS})
     metrics.update({f"beam{w}_gap_to_optimum": gap[w] for w in BEAM_WIDTHS})
     metrics.update({f"alpha{alpha:g}_length_error": e for alpha, e in length_error.items()})
-    metrics.update(
-        greedy_gap_to_optimum=gap[0], beam1_matches_greedy_frac=same, heldout_loss=heldout, bigram_heldout_loss=bigram,
-        ms_per_step=ms_per_step, seconds=time.perf_counter() - t0,
-    )
+    metrics.update(greedy_gap_to_optimum=gap[0], beam1_matches_greedy_frac=same, heldout_loss=heldout,
+                   bigram_heldout_loss=bigram, ms_per_step=ms_per_step, seconds=time.perf_counter() - t0)
     print(f"\n{NUM_STEPS:,} training steps at {ms_per_step:.1f} ms/step; whole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

@@ -32,13 +32,11 @@ import urllib.request
 random.seed(42)
 
 # === HYPERPARAMETERS ===
-# Workers by default, and the counts the byte tables sweep. The machine has two cores;
-# four or eight workers time-slice on them, which changes the wall time, not the bytes
-# or the numbers.
+# Workers by default, and the counts the byte table sweeps. More workers than cores
+# time-slice, which changes the wall time, never the bytes or the numbers.
 WORLD_SIZE = 4
 WORLD_SIZES = (2, 4, 8)
-# Examples per worker per step: the global batch is WORLD_SIZE * BATCH_PER_WORKER.
-BATCH_PER_WORKER = 8
+BATCH_PER_WORKER = 8  # examples per worker per step; the global batch is W times this
 # The model: the previous CONTEXT characters, each embedded in N_EMBD dims, a tanh
 # hidden layer of N_HIDDEN, and one logit per character (no output bias). 1,880
 # parameters: divisible by 2, 4 and 8, so the ring's W chunks are exactly equal.
@@ -52,17 +50,14 @@ LEARNING_RATE = 0.3
 # Steps of the exactness run, and of each byte-count and timing run.
 NUM_STEPS = 150
 SHORT_STEPS = 5
-# A worker that sends nothing for this long is treated as hung.
-WORKER_TIMEOUT_S = 60
+WORKER_TIMEOUT_S = 60  # a worker silent this long is treated as hung
 HELDOUT_FRAC = 0.1
 
 # === TARGETS ===
-# (metric, op, bound, baseline): the method must meet the bound and the baseline, the
-# naive way measured in the same run, must miss it. Both are measured at W = 4 and 8, in
-# units of one gradient's bytes, on the busiest worker's outgoing link per step.
+# (metric, op, bound, baseline): gradients (of 8 * NUM_PARAMS bytes) sent per step on
+# the busiest worker's link, measured at W = 4 and 8. Ring: 2 (W - 1) / W, under 2 at
+# any W; parameter server: worker 0 sends the average back to W - 1 workers.
 TARGETS = [
-    # Ring: 2 (W - 1) / W gradients per worker, under 2 at any W. Parameter server:
-    # worker 0 sends the average back to W - 1 workers, so W - 1 gradients.
     ("ring_busiest_link_w4", "<=", 2.0, "ps_busiest_link_w4"),
     ("ring_busiest_link_w8", "<=", 2.0, "ps_busiest_link_w8"),
 ]
@@ -100,13 +95,11 @@ def prepare_data(rng):
 
 
 def global_batches(num_examples, world, num_steps, seed):
-    """DistributedSampler's rule, for every step: shuffle the example indices once per
-    epoch (seeded, so every worker computes the same order without being told), drop
-    the remainder that does not fill a whole global batch, and cut the rest into global
-    batches of world * BATCH_PER_WORKER. Worker r takes positions r, r + W, r + 2W, ...
+    """DistributedSampler's rule: shuffle the indices once per epoch (seeded, so every
+    worker computes the same order untold), cut them into global batches of
+    world * BATCH_PER_WORKER and drop the remainder. Worker r takes positions r, r + W, ...
 
-    Subtle: dropping the remainder, not padding, because padding repeats examples and so
-    weights some twice; with 200,000 examples the dropped few never matter.
+    Subtle: dropping, not padding, since padding repeats examples and so weights some twice.
     """
     size = world * BATCH_PER_WORKER
     batches, epoch = [], 0
@@ -161,8 +154,7 @@ def loss_and_grad(theta, batch):
     total, n = 0.0, len(batch)
     for context, target in batch:
         logits, h, x = forward(p, context)
-        # Cross-entropy as logsumexp(z) - z[target], with max(z) subtracted so that
-        # exp() cannot overflow.
+        # Cross-entropy as logsumexp(z) - z[target], max(z) subtracted so exp() cannot overflow.
         m = max(logits)
         exps = [math.exp(z - m) for z in logits]
         total += m + math.log(s := sum(exps)) - logits[target]
@@ -190,7 +182,6 @@ def loss_and_grad(theta, batch):
         for t, c in enumerate(context):
             for e in range(N_EMBD):
                 g["wte"][c][e] += dx[t * N_EMBD + e]
-    # Flattened in the same order as theta: what the all-reduce cuts into chunks.
     return total / n, [v for name, _, _ in SHAPES for row in g[name] for v in row]
 
 
@@ -211,10 +202,9 @@ def sgd(theta, grad):
 
 
 def train_single(theta, examples, world, num_steps, seed, micro_batches=1):
-    """One process, the whole global batch per step: the reference DDP must match.
-    With micro_batches = world, each global batch is split into world micro-batches
-    whose gradients are summed and divided by world: gradient accumulation, the
-    one-process form of what the workers do together."""
+    """One process, the whole global batch per step: the reference DDP must match. With
+    micro_batches = world, the gradients of world micro-batches are averaged: gradient
+    accumulation, the one-process form of what the workers do together."""
     for batch in global_batches(len(examples), world, num_steps, seed):
         # The same split as the workers' shards: micro-batch r is worker r's shard.
         parts = [batch[r::micro_batches] for r in range(micro_batches)]
@@ -232,13 +222,12 @@ def train_single(theta, examples, world, num_steps, seed, micro_batches=1):
 #     holds the complete sum of chunk (r + 1) mod W.
 #   all-gather, W - 1 rounds: the complete chunks travel round the ring again, each
 #     worker overwriting its copy with the one it receives.
-# Bytes each worker sends: 2 (W - 1) chunks of N / W floats = 2 (W - 1) / W * N floats,
-# under 2N at any W, and the same on every link: no worker is a hot spot. Every
-# complete chunk is summed once, on one worker, and then copied, so all workers end
-# with the same bits.
-# Subtle: each round sends before it receives. A pipe buffers 64 KB on Linux and a
-# chunk here is at most 7.5 KB, so no send waits for its neighbour; larger chunks would
-# need sending and receiving at the same time (as NCCL does) to avoid a deadlock.
+# Each worker sends 2 (W - 1) chunks of N / W floats = 2 (W - 1) / W * N, under 2N at
+# any W and the same on every link. Each complete chunk is summed once, on one worker,
+# then copied, so all workers end with the same bits.
+# Subtle: each round sends before it receives. A Linux pipe buffers 64 KB and a chunk
+# here is at most 7.5 KB, so no send waits; larger chunks would deadlock unless sends
+# and receives overlap (as in NCCL).
 
 
 def send_floats(conn, values):
@@ -291,10 +280,9 @@ class WorkerFailed(RuntimeError):
 
 
 def worker(rank, world, theta, examples, num_steps, seed, method, links, control, fail_at):
-    """One process: its shard of every global batch, the all-reduce, the SGD step.
-
-    Nothing is printed here: the result, or the error with its traceback, goes back to
-    the parent over `control`, so the output stays in one readable stream."""
+    """One process: its shard of every global batch, the all-reduce, the SGD step. It
+    prints nothing: the result, or the error with its traceback, goes to the parent
+    over `control`, so the output stays one readable stream."""
     step = -1
     try:
         sent = []
@@ -306,10 +294,8 @@ def worker(rank, world, theta, examples, num_steps, seed, method, links, control
             # sent, only gradients.
             shard = [examples[i] for i in batch[rank::world]]
             _, grad = loss_and_grad(theta, shard)
-            if method == "ring":
-                grad, nbytes = ring_allreduce(grad, rank, world, *links)
-            else:
-                grad, nbytes = parameter_server_allreduce(grad, rank, world, links)
+            grad, nbytes = (ring_allreduce(grad, rank, world, *links) if method == "ring"
+                            else parameter_server_allreduce(grad, rank, world, links))
             sent.append(nbytes)
             theta = sgd(theta, grad)
         control.send(("done", theta, sent, time.perf_counter() - start))
@@ -318,19 +304,15 @@ def worker(rank, world, theta, examples, num_steps, seed, method, links, control
 
 
 def run_workers(theta, examples, world, num_steps, seed, method="ring", fail_at=None):
-    """Start `world` worker processes, wire them up, wait for every result.
-
-    Returns each worker's final theta, bytes sent per step and seconds. A worker that
-    raises, dies or stays silent for WORKER_TIMEOUT_S stops the whole run with
-    WorkerFailed; every process is ended before this function returns, either way."""
+    """Start `world` worker processes, wire them up and return each one's final theta,
+    bytes sent per step and seconds. A worker that raises, dies or stays silent for
+    WORKER_TIMEOUT_S raises WorkerFailed; either way no process outlives this call."""
     # The wiring is fixed before any process starts: each gets only its own ends.
     if method == "ring":
-        # pipe r carries worker r -> worker r + 1
-        pipes = [multiprocessing.Pipe(duplex=False) for _ in range(world)]
+        pipes = [multiprocessing.Pipe(duplex=False) for _ in range(world)]  # pipe r: r -> r + 1
         links = [(pipes[r][1], pipes[(r - 1) % world][0]) for r in range(world)]
     else:
-        # one two-way pipe between worker 0 and each other worker (star[0] is unused)
-        star = [multiprocessing.Pipe() for _ in range(world)]
+        star = [multiprocessing.Pipe() for _ in range(world)]  # two-way, 0 <-> r (star[0] unused)
         links = [[end for end, _ in star]] + [{0: star[r][1]} for r in range(1, world)]
     controls = [multiprocessing.Pipe() for _ in range(world)]
     # worker 1 is the one told to fail, when fail_at is set
@@ -338,7 +320,6 @@ def run_workers(theta, examples, world, num_steps, seed, method="ring", fail_at=
         r, world, theta, examples, num_steps, seed, method, links[r], controls[r][1], fail_at if r == 1 else None))
         for r in range(world)]
     results = {}
-    # try/finally: whatever happens while waiting, no worker outlives this call.
     try:
         for proc in procs:
             proc.start()
@@ -381,12 +362,9 @@ def show_exactness(theta0, examples, held, seed):
     """W workers against one process on the whole batch, and against accumulation."""
     print(f"\n=== {WORLD_SIZE} workers x {BATCH_PER_WORKER} examples against one process x"
           f" {WORLD_SIZE * BATCH_PER_WORKER}, {NUM_STEPS} SGD steps ===")
-    # Three routes to the same weights: one big batch, accumulated micro-batches, and
-    # W processes that each see a quarter of every batch.
     ref = train_single(theta0, examples, WORLD_SIZE, NUM_STEPS, seed)
     accum = train_single(theta0, examples, WORLD_SIZE, NUM_STEPS, seed, micro_batches=WORLD_SIZE)
-    results = run_workers(theta0, examples, WORLD_SIZE, NUM_STEPS, seed)
-    thetas = [t for t, _, _ in results]
+    thetas = [t for t, _, _ in run_workers(theta0, examples, WORLD_SIZE, NUM_STEPS, seed)]
     ddp_vs_ref = max(abs(a - b) for t in thetas for a, b in zip(t, ref))
     same_bits = all(t == thetas[0] for t in thetas)
     accum_vs_ref = max(abs(a - b) for a, b in zip(accum, ref))
@@ -401,20 +379,18 @@ def show_exactness(theta0, examples, held, seed):
 
 
 def show_bytes(theta0, examples, seed):
-    """Bytes each worker sends per step, ring against parameter server, W = 2, 4, 8."""
-    # Bytes are counted where they are sent (send_floats), not computed from a formula;
-    # the formula is printed beside them.
+    """Bytes each worker sends per step, ring against parameter server, W = 2, 4, 8:
+    counted where they are sent (send_floats), the formula printed beside them."""
     grad_bytes = 8 * NUM_PARAMS
     print(f"\n=== bytes sent per step, in gradients of {grad_bytes:,} bytes ({NUM_PARAMS:,} doubles) ===")
     print(f"{'W':>3} {'ring, each worker':>19} {'2(W-1)/W':>9} {'server, worker 0':>17} {'W-1':>4}")
     busiest = {}
     for world in WORLD_SIZES:
-        row = {}
         for method in ("ring", "ps"):
             sent = [s[0] for _, s, _ in run_workers(theta0, examples, world, SHORT_STEPS, seed, method)]
-            row[method] = max(sent) / grad_bytes
-            busiest[method, world] = row[method]
-        print(f"{world:>3} {row['ring']:>19.3f} {2 * (world - 1) / world:>9.3f} {row['ps']:>17.3f} {world - 1:>4}")
+            busiest[method, world] = max(sent) / grad_bytes
+        ring, ps = busiest["ring", world], busiest["ps", world]
+        print(f"{world:>3} {ring:>19.3f} {2 * (world - 1) / world:>9.3f} {ps:>17.3f} {world - 1:>4}")
     print("the ring spreads the traffic evenly; the server's link grows with every worker added")
     return busiest
 

@@ -4,24 +4,19 @@ because each small group of weights needs only one scale (and maybe a zero point
 its narrow, bell-shaped range onto a few integer levels; below 4 bits, and with one scale
 for too many weights, the levels run out and the network's skill goes with them.
 
-It trains microgpt's tiny GPT on names, then stores every weight matrix at 8, 4, 3 and 2
-bits, absmax (symmetric) or zero-point (asymmetric), with one scale per tensor, per row
-(per channel), or per group of 8 or 4 weights in a row (the group-wise format that GPTQ,
-AWQ and llama.cpp ship). The integers are packed into bytes, unpacked, dequantized and run
-on the same held-out names, and each version's damage is measured in the units that
-matter: the share of what the network buys over a bigram count model that it gives back.
+It trains microgpt's tiny GPT on names, stores every weight matrix at 8, 4, 3 and 2 bits,
+absmax or zero-point, with a scale per tensor, per row or per group of 8 or 4 weights (the
+group-wise format GPTQ, AWQ and llama.cpp ship), and runs each version, packed, unpacked
+and dequantized, on the same held-out names.
 
-Every scheme here rounds each weight to its nearest level, independently (round to
-nearest, RTN). GPTQ and AWQ keep the same storage formats but choose the integers more
-cleverly: GPTQ rounds one column at a time and corrects the columns not yet rounded for
-the error so far (second-order, from calibration inputs); AWQ first rescales the input
-channels that carry large activations so their weights lose less. Both matter most at 3
-and 4 bits on large models, where RTN starts to break.
+All of these round each weight to its nearest level (RTN). GPTQ and AWQ keep the formats
+but choose the integers better: GPTQ rounds a column at a time and corrects the columns
+not yet rounded for the error so far (second-order, from calibration inputs); AWQ first
+rescales the input channels that carry large activations so their weights lose less.
 
-References: Jacob et al. 2018 (integer quantization with scales and zero points); Dettmers
-et al. 2022, "LLM.int8()" (absmax, per-row scales, outlier features); Frantar et al. 2023
-(GPTQ); Lin et al. 2024 (AWQ). The model, its training and the bigram baseline are
-foundational/microgpt.py's, unchanged.
+References: Jacob et al. 2018 (scales and zero points); Dettmers et al. 2022, "LLM.int8()"
+(absmax, per-row scales, outlier features); Frantar et al. 2023 (GPTQ); Lin et al. 2024
+(AWQ). The model, its training and the bigram baseline are foundational/microgpt.py's.
 """
 
 import contextlib
@@ -49,64 +44,51 @@ N_LAYER = 1  # one block: attention + MLP
 BLOCK_SIZE = 16  # longest context: 15 letters + the closing token fit every name
 INIT_STD = 0.08  # small initial weights: the untrained model guesses nearly uniformly
 
-# Training only has to produce weights with a trained model's shape (a bell of small
-# values, rows of different sizes) and a held-out loss clearly below the bigram's, so
-# that quantization's damage is measured against real learning. 800 steps get most of
-# microgpt's 2,000-step gain at 40% of its time, leaving the 60 s benchmark room for the
-# 32 evaluations that follow.
+# Training need only give the weights a trained model's shape (a bell of small values,
+# rows of different sizes) and a held-out loss clearly below the bigram's: 800 steps get
+# most of microgpt's 2,000-step gain in 40% of its time, leaving time to score 32 versions.
 NUM_STEPS = 800
 LEARNING_RATE = 0.01  # Adam's step size, decayed linearly to 0 (microgpt's value)
 BETA1, BETA2 = 0.85, 0.99  # Adam's memories, microgpt's values for short noisy runs
 ADAM_EPS = 1e-8  # keeps Adam's update finite when a gradient has been ~0 so far
 HELDOUT_FRAC = 0.1  # the last 10% of shuffled names are never trained on
-# Every scheme is scored on the same 300 held-out names. Each loss alone has a standard
-# error of ~0.015, but all schemes see the same names, so their differences are far
-# less noisy than that.
+# All schemes score the same 300 names, so their differences are far less noisy than a loss (s.e. 0.015).
 EVAL_NAMES = 300
 LOG_CLIP = 1e-10  # log(x) is log(max(x, 1e-10)): an underflowed probability stays finite
 
-# Quantization. 8 and 4 bits are what inference libraries ship; 3 and 2 show where
-# rounding to the nearest level breaks.
+# 8 and 4 bits are what inference libraries ship; 3 and 2 show where rounding breaks.
 BIT_WIDTHS = (8, 4, 3, 2)
-# Who shares a scale: the whole tensor, one row (an output feature: "per channel"), or a
-# group of g consecutive weights in a row. Rows are 16 or 64 wide here; real models use
-# groups of 32-128 in rows of thousands.
+# Who shares a scale: the tensor, a row ("per channel"), or g weights in a row (16 or 64 wide
+# here; real models use groups of 32-128 in rows of thousands).
 GRANULARITIES = ("tensor", "channel", 8, 4)
 FP32_BYTES = 4  # bytes per float32: each weight before quantization, and each scale
 HIST_BINS = 15  # the weight histogram's bars: the 15 INT4 absmax levels, codes -7..7
-# The outlier demo: one weight of wq set to this many times the matrix's absmax, the
-# size of the outlier features LLM.int8() found in large models.
-OUTLIER_FACTOR = 20
+OUTLIER_FACTOR = 20  # the planted outlier is 20x wq's absmax, as LLM.int8()'s outliers are
 
 # === TARGETS ===
-# The unit of damage: the share of training's gain over the bigram count model that a
-# stored version gives back, (loss - fp32 loss) / (bigram loss - fp32 loss). 0 means as
-# good as float32; 1 means the network is worth no more than counting letter pairs.
+# Damage is the share of training's gain over the bigram count model that a version gives
+# back, (loss - fp32) / (bigram - fp32): 0 is float32's skill, 1 is no better than counting.
 TARGETS = [
-    # INT4 with one absmax scale per group of 8 gives back at most a tenth of that gain
-    # (about 3.5%); INT2 with one scale for the whole tensor (3 levels shared by 4,192
-    # weights) gives back several times all of it: the network is worse than counting.
+    # INT4 with an absmax scale per group of 8 gives back under a tenth (about 3.5%); INT2
+    # with one scale per tensor (3 levels for 4,192 weights) gives back many times all of it.
     ("int4_sym_group8_gain_lost", "<=", 0.10, "int2_sym_tensor_gain_lost"),
-    # At 2 bits (4 levels with a zero point), a scale per group of 4 keeps more than half
-    # the gain (gives back 5-35%); one scale for the whole tensor gives back all of it
-    # and more. One per row lands in between, on either side of half from seed to seed.
+    # INT2 (4 levels with a zero point) per group of 4 keeps over half the gain; per tensor
+    # gives it all back and more. Per row lands on either side of half from seed to seed.
     ("int2_asym_group4_gain_lost", "<=", 0.50, "int2_asym_tensor_gain_lost"),
 ]
+
 
 # === QUANTIZATION ===
 # A b-bit integer has 2^b levels. Quantization picks a step size (the scale s) and maps
 # each weight w to the nearest level:  q = round(w / s) + z,  and back:  w' = (q - z) s.
 #
-# Symmetric (absmax): z = 0 and s = max|w| / qmax, so the levels are ..., -2s, -s, 0, s,
-# 2s, ... and 0 is exactly a level. The codes run from -qmax to qmax ([-127, 127] for
-# INT8, [-7, 7] for INT4, [-1, 1] for INT2): one code (-128, -8, -2) goes unused so that
-# +max and -max are both representable.
+# Symmetric (absmax): z = 0 and s = max|w| / qmax, so 0 is exactly a level and the codes run
+# from -qmax to qmax; one code (-128 at INT8, -8 at INT4) stays unused so +max and -max fit.
 #
 # Asymmetric (zero point): s = (hi - lo) / (qmax - qmin), z = round(qmin - lo / s), where
-# [lo, hi] is the group's range widened to include 0. lo lands on qmin and hi on qmax:
-# every one of the 2^b codes covers the range even when it is lopsided, and the real
-# number 0 is still exactly the code z (Jacob et al. require it: zero padding and ReLU's
-# zeros must stay exact).
+# [lo, hi] is the group's range widened to include 0. lo lands on qmin and hi on qmax, so
+# all 2^b codes cover even a lopsided range, and the real number 0 is still exactly the
+# code z (Jacob et al. require it: zero padding and ReLU's zeros must stay exact).
 #
 #     symmetric, 4 bits, range [-0.7, 0.3]      asymmetric, 4 bits, same range
 #     |-7 ....... 0 ... 3 | 4 .. 7 unused|      |-8 .......................... 7|
@@ -114,13 +96,11 @@ TARGETS = [
 #
 # Either way a weight comes back within s/2 (rounding to the nearest level), so the
 # error is set by the step: a smaller range per group means a smaller step.
-
-
 def to_f32(x):
     """Round a Python float (64-bit) to the nearest float32, as storing it in 4 bytes does.
 
-    >>> to_f32(0.1) == 0.1, abs(to_f32(0.1) - 0.1) < 1e-8
-    (False, True)
+    >>> to_f32(0.1)
+    0.10000000149011612
     """
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
@@ -146,20 +126,15 @@ def quantize(xs, bits, symmetric):
     if not all(math.isfinite(x) for x in xs):
         raise ValueError("cannot quantize inf or nan: a scale must span a finite range")
     qmin, qmax = quant_range(bits, symmetric)
-    # Subtle: widening the asymmetric range to include 0 also guards a degenerate group.
-    # Two weights one float32 step apart, [0.1, 0.1 + 7e-9], would otherwise get a step of
-    # 3e-11 and a zero point of -0.1 / s = about -4e9, outside every integer type. With 0
-    # in the range, z always lies in [qmin, qmax] and is stored as one code.
+    # Subtle: including 0 also guards a degenerate group: [0.1, 0.1 + 7e-9] alone would get a
+    # step of 3e-11 and z = -4e9, outside every integer type; with 0, z lies in [qmin, qmax].
     lo, hi = min(min(xs), 0.0), max(max(xs), 0.0)
     scale = max(-lo, hi) / qmax if symmetric else (hi - lo) / (qmax - qmin)
-    # An all-zero group has no range: any scale represents it; 1.0 keeps the codes 0.
-    scale = to_f32(scale) or 1.0
-    # Subtle: the zero point comes from the float32 scale actually stored, so quantize
-    # and dequantize use the same step and the half-step bound holds exactly.
+    scale = to_f32(scale) or 1.0  # an all-zero group: any scale will do; 1.0 keeps the codes 0
+    # Subtle: z comes from the float32 scale actually stored, so the half-step bound is exact.
     zero = 0 if symmetric else round(qmin - lo / scale)
-    # Subtle: Python's round() sends exact halves to the even integer (round(2.5) = 2);
-    # either rule keeps every error within half a step. The clamp catches the top code's
-    # +0.5 that a rounded zero point can add.
+    # round() sends exact halves to the even integer (round(2.5) = 2): either rule keeps
+    # errors within half a step. The clamp catches the top code's +0.5 a rounded z can add.
     q = [min(qmax, max(qmin, round(x / scale) + zero)) for x in xs]
     return q, scale, zero
 
@@ -180,27 +155,21 @@ def group_size(shape, granularity):
     [432, 16, 8, 4]
     """
     rows, cols = shape
-    if granularity == "tensor":
-        return rows * cols
-    if granularity == "channel":
-        return cols
+    if granularity in ("tensor", "channel"):
+        return rows * cols if granularity == "tensor" else cols
     if cols % granularity:
         raise ValueError(f"a group of {granularity} does not divide a row of {cols}")
     return granularity
 
 
 # === PACKING ===
-# A signed b-bit code is stored as its two's complement bit pattern, q mod 2^b (-1 ->
-# 0xFF at 8 bits, 0xF at 4, 0b11 at 2), and the patterns are laid end to end, lowest bits
-# first, so b-bit codes take exactly b/8 bytes each. At 4 bits two codes share a byte:
+# A signed b-bit code is stored as its two's complement bit pattern, q mod 2^b (-1 -> 0xFF
+# at 8 bits, 0xF at 4, 0b11 at 2), laid end to end, lowest bits first: b-bit codes take
+# exactly b/8 bytes each (a 3-bit code may straddle two bytes). At 4 bits, two to a byte:
 #
 #     q = [3, -2]  ->  nibbles 0x3, 0xE  ->  byte 0xE3 = 1110 0011
 #                                                       ^^^^ ^^^^
 #                                                       -2    3
-#
-# At 3 bits a code may straddle two bytes; nothing here needs bytes to align with codes.
-
-
 def pack_codes(q, bits):
     """Signed ints of `bits` bits each -> bytes (the last byte padded with zeros).
 
@@ -209,11 +178,9 @@ def pack_codes(q, bits):
     """
     mask, out, acc, filled = (1 << bits) - 1, bytearray(), 0, 0
     for v in q:
-        # append this code's bits above the ones already waiting...
-        acc |= (v & mask) << filled
+        acc |= (v & mask) << filled  # this code's bits go above the ones already waiting
         filled += bits
-        # ...and emit every whole byte
-        while filled >= 8:
+        while filled >= 8:  # emit every whole byte
             out.append(acc & 0xFF)
             acc >>= 8
             filled -= 8
@@ -228,8 +195,7 @@ def unpack_codes(data, bits, count):
     >>> unpack_codes(bytes.fromhex('e308'), 4, 3), unpack_codes(pack_codes([-4, 3, 1], 3), 3, 3)
     ([3, -2, -8], [-4, 3, 1])
     """
-    acc, mask, half = int.from_bytes(data, "little"), (1 << bits) - 1, 1 << (bits - 1)
-    out = []
+    acc, mask, half, out = int.from_bytes(data, "little"), (1 << bits) - 1, 1 << (bits - 1), []
     for _ in range(count):
         v = acc & mask
         out.append(v - (1 << bits) if v >= half else v)
@@ -238,13 +204,10 @@ def unpack_codes(data, bits, count):
 
 
 # === STORED MATRICES ===
-# A matrix is stored as its packed codes plus one float32 scale (and, asymmetric, one
-# one-byte zero point) per group. Those are the bytes that sit in memory and are read
-# for every token: inference unpacks them, dequantizes, and runs the usual forward.
-
-
+# What sits in memory and is read for every token: the packed codes plus, per group, one
+# float32 scale (and, asymmetric, a one-byte zero point). Inference unpacks them,
+# dequantizes, and runs the usual forward.
 def quantize_matrix(w, bits, symmetric, granularity):
-    """A weight matrix as stored: packed codes, float32 scales, one-byte zero points."""
     shape = (len(w), len(w[0]))
     flat = [x for row in w for x in row]
     size = group_size(shape, granularity)
@@ -254,15 +217,9 @@ def quantize_matrix(w, bits, symmetric, granularity):
         codes.extend(q)
         scales.append(s)
         zeros.append(z)
-    return {
-        "shape": shape,
-        "bits": bits,
-        "granularity": granularity,
-        "data": pack_codes(codes, bits),
-        "scales": struct.pack(f"<{len(scales)}f", *scales),
-        # symmetric schemes store no zero points: z = 0 is part of the format
-        "zeros": b"" if symmetric else pack_codes(zeros, 8),
-    }
+    return dict(shape=shape, bits=bits, granularity=granularity, data=pack_codes(codes, bits),
+                scales=struct.pack(f"<{len(scales)}f", *scales),
+                zeros=b"" if symmetric else pack_codes(zeros, 8))  # symmetric: z = 0 is part of the format
 
 
 def dequantize_matrix(qm):
@@ -272,52 +229,41 @@ def dequantize_matrix(qm):
     codes = unpack_codes(qm["data"], qm["bits"], rows * cols)
     scales = struct.unpack(f"<{len(qm['scales']) // FP32_BYTES}f", qm["scales"])
     zeros = unpack_codes(qm["zeros"], 8, len(scales)) if qm["zeros"] else [0] * len(scales)
-    flat = []
-    for g, (s, z) in enumerate(zip(scales, zeros)):
-        flat.extend(dequantize(codes[g * size : (g + 1) * size], s, z))
+    groups = zip(range(0, len(codes), size), scales, zeros)
+    flat = [x for start, s, z in groups for x in dequantize(codes[start : start + size], s, z)]
     steps = [s for s in scales for _ in range(size)]
     return [flat[r * cols : (r + 1) * cols] for r in range(rows)], steps
 
 
 def measure_scheme(W, bits, symmetric, granularity):
-    """Quantize every matrix, count the bytes, dequantize, and compare with W.
-
-    Returns (dequantized weights, weight bytes, scale + zero-point bytes, mean |error|,
-    number of weights further than half their own group's step from the original).
-    """
+    """Quantize every matrix, count its bytes, dequantize, compare with W. Returns (weights,
+    weight bytes, scale + zero-point bytes, mean |error|, weights off by over half a step)."""
     deq, weight_bytes, meta_bytes, errors, violations = {}, 0, 0, [], 0
     for name in sorted(W):
         qm = quantize_matrix(W[name], bits, symmetric, granularity)
         weight_bytes += len(qm["data"])
         meta_bytes += len(qm["scales"]) + len(qm["zeros"])
         deq[name], steps = dequantize_matrix(qm)
-        flat = [x for row in W[name] for x in row]
-        back = [x for row in deq[name] for x in row]
-        for a, b, s in zip(flat, back, steps):
+        for a, b, s in zip([x for row in W[name] for x in row], [x for row in deq[name] for x in row], steps):
             errors.append(abs(a - b))
-            # a relative slack of 1e-9 absorbs float64 rounding in (q - z) * s
-            violations += abs(a - b) > s / 2 * (1 + 1e-9)
+            violations += abs(a - b) > s / 2 * (1 + 1e-9)  # slack for float64 rounding in (q - z) * s
     return deq, weight_bytes, meta_bytes, sum(errors) / len(errors), violations
 
 
 # === THE FLOAT FORWARD ===
 # Training (microgpt's, in the appendix) builds a graph of Values; scoring 32 stored
-# versions needs only the numbers. gpt_f is gpt() on plain floats: the same operations
-# in the same order (tests/test_microquant.py checks the logits agree to 1e-12).
-
-
+# versions needs only the numbers. gpt_f and rmsnorm_f are gpt() and rmsnorm() on plain
+# floats: the same operations in the same order (the tests check logits agree to 1e-12).
 def matvec(w, x):
     return [sum(map(operator.mul, row, x)) for row in w]
 
 
 def rmsnorm_f(x, eps=1e-5):
-    """rmsnorm() on floats: the same operations in the same order."""
     r = (sum(a * a for a in x) / len(x) + eps) ** -0.5
     return [a * r for a in x]
 
 
 def gpt_f(token, pos, keys, values, W):
-    """gpt() over floats: the same math, no graph."""
     x = rmsnorm_f([t + p for t, p in zip(W["wte"][token], W["wpe"][pos])])
     scale = 1.0 / math.sqrt(HEAD_DIM)
     for layer in range(N_LAYER):
@@ -329,8 +275,7 @@ def gpt_f(token, pos, keys, values, W):
         heads = []
         for h in range(N_HEAD):
             lo, hi = h * HEAD_DIM, (h + 1) * HEAD_DIM
-            q_h = q[lo:hi]
-            scores = [sum(map(operator.mul, k[lo:hi], q_h)) * scale for k in keys[layer]]
+            scores = [sum(map(operator.mul, k[lo:hi], q[lo:hi])) * scale for k in keys[layer]]
             m = max(scores)
             e = [math.exp(s - m) for s in scores]
             total = sum(e)
@@ -344,8 +289,7 @@ def gpt_f(token, pos, keys, values, W):
 
 
 def heldout_loss(W, docs):
-    """Mean cross-entropy per predicted character (nats) over `docs`, as microgpt's
-    evaluate() computes it, on plain floats."""
+    """Mean cross-entropy per predicted character (nats) over `docs`: evaluate() on floats."""
     total, count = 0.0, 0
     for doc in docs:
         keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
@@ -364,14 +308,9 @@ def float32_weights(params):
 
 
 # === WHAT TRAINED WEIGHTS LOOK LIKE ===
-
-
 def histogram(values, bins, width=40):
-    """Lines of an ASCII histogram with one bar per level of an absmax grid over
-    [-max|v|, max|v|]: `bins` evenly spaced levels, each value counted at its nearest.
-
-    With bins = 2 qmax + 1 the bars are exactly the codes absmax quantization gives the
-    values (level i is code i - qmax), so the picture shows how the codes are used.
+    """Lines of an ASCII histogram over `bins` evenly spaced levels on [-max|v|, max|v|],
+    each value counted at its nearest: with bins = 2 qmax + 1, exactly the absmax codes.
 
     >>> for line in histogram([-1.0, 0.0, 0.1, 1.0], 3, width=4): print(line)
       -1.000 |##   1
@@ -388,13 +327,10 @@ def histogram(values, bins, width=40):
 
 
 def show_weights(W):
-    """Why trained weights quantize well (a narrow bell) and why one scale per tensor
-    does not fit (rows differ in range). Returns the share of weights on the middle codes."""
+    """Print the weights' bell at INT4's levels and each matrix's row ranges; return the middle share."""
     everything = [x for name in sorted(W) for row in W[name] for x in row]
-    top = max(abs(x) for x in everything)
-    print(f"\nall {len(everything):,} weights at the {HIST_BINS} INT4 absmax levels of one scale (max |w| = {top:.3f}):")
-    for line in histogram(everything, HIST_BINS):
-        print(line)
+    print(f"\nall {len(everything):,} weights at the {HIST_BINS} INT4 absmax levels of one scale:")
+    print("\n".join(histogram(everything, HIST_BINS)))
     codes, _, _ = quantize(everything, 4, True)
     middle = sum(abs(c) <= 2 for c in codes) / len(codes)
     print(f"{middle:.0%} of weights get the middle 5 of INT4's 15 codes; the other 10 serve {1 - middle:.0%}")
@@ -408,7 +344,6 @@ def show_weights(W):
 
 
 def show_packing(W):
-    """The bytes of the first six codes of wte's first row at each width, and back."""
     print("\npacking: wte row 0, first 6 codes at each width (one absmax scale for the row)")
     for bits in BIT_WIDTHS:
         q, _, _ = quantize(W["wte"][0], bits, True)
@@ -418,25 +353,10 @@ def show_packing(W):
 
 
 # === EVERY SCHEME ===
-# Each width x {symmetric, asymmetric} x granularity, stored, unpacked and scored on the
-# same held-out names. The bits each weight costs include its share of the scales: at a
-# row of 16, a float32 scale per group of 4 adds 8 bits per weight, more than the codes.
-# Real formats spend far less: llama.cpp's Q4_0 keeps a 16-bit scale per 32 weights
-# (4.5 bits per weight), GPTQ a 16-bit scale per 128 (4.125 bits).
-
-
-def scheme_key(bits, symmetric, granularity):
-    """A metric-name prefix for a scheme.
-
-    >>> scheme_key(4, True, 8), scheme_key(2, False, "tensor")
-    ('int4_sym_group8', 'int2_asym_tensor')
-    """
-    where = f"group{granularity}" if isinstance(granularity, int) else granularity
-    return f"int{bits}_{'sym' if symmetric else 'asym'}_{where}"
-
-
+# Each width x {sym, asym} x granularity, scored on the same held-out names. Bits per weight
+# include the scales: at a row of 16, a float32 scale per group of 4 adds 8 bits per weight,
+# more than the codes; llama.cpp's Q4_0 keeps a 16-bit scale per 32 (4.5 bits per weight).
 def show_schemes(W, docs, fp32, bigram):
-    """Store, count, dequantize and score every scheme; print the table; return metrics."""
     n = sum(len(w) * len(w[0]) for w in W.values())
     metrics, violations = {}, 0
     print(f"\nshare of training's gain over the bigram given back, (loss - {fp32:.4f}) / ({bigram:.4f} - {fp32:.4f}),")
@@ -446,7 +366,8 @@ def show_schemes(W, docs, fp32, bigram):
         for symmetric in (True, False):
             cells = []
             for granularity in GRANULARITIES:
-                key = scheme_key(bits, symmetric, granularity)
+                where = f"group{granularity}" if isinstance(granularity, int) else granularity
+                key = f"int{bits}_{'sym' if symmetric else 'asym'}_{where}"  # e.g. int4_sym_group8
                 deq, weight_bytes, meta_bytes, mean_err, bad = measure_scheme(W, bits, symmetric, granularity)
                 lost = (heldout_loss(deq, docs) - fp32) / (bigram - fp32)
                 bits_per_weight = 8 * (weight_bytes + meta_bytes) / n
@@ -462,15 +383,11 @@ def show_schemes(W, docs, fp32, bigram):
 
 
 # === OUTLIERS ===
-# Why "INT4 is almost free" does not carry to large models as is. LLM.int8() found that
-# from about 6.7B parameters, a handful of hidden features take values up to 20x the rest,
-# in every layer. Any scale that must cover such a value stretches its step for every
-# weight (or activation) that shares it. Here one planted weight, 20x wq's absmax, shows
-# the mechanism: the other weights lose their levels when they share its scale.
-
-
+# Why "INT4 is almost free" does not carry to large models as is: from about 6.7B parameters
+# a few hidden features take values up to 20x the rest. A scale that must cover one stretches
+# the step of every weight or activation sharing it, so LLM.int8() keeps those features in
+# 16 bits, and SmoothQuant and AWQ first move scale from activations to weights.
 def show_outlier(W):
-    """wq with one outlier: mean |error| of the OTHER weights, per granularity at INT4."""
     w = [list(row) for row in W["h0.attn.wq"]]
     w[3][5] = OUTLIER_FACTOR * max(abs(x) for row in w for x in row)
     others = [(r, c) for r in range(len(w)) for c in range(len(w[0])) if (r, c) != (3, 5)]
@@ -485,9 +402,7 @@ def show_outlier(W):
         label = f"per {granularity}" if isinstance(granularity, str) else f"group of {granularity}"
         print(f"  {label:12} {errs[0]:.2e} -> {errs[1]:.2e}  (x{errs[1] / errs[0]:.1f})")
         out[f"outlier_err_ratio_{granularity}"] = errs[1] / errs[0]
-    print("per tensor every weight pays; per row or group only the outlier's neighbours do. Large models")
-    print("keep such features in 16 bits (LLM.int8()) or move scale between activations and weights first")
-    print("(SmoothQuant, AWQ).")
+    print("per tensor every weight pays; per row or group only the outlier's neighbours do.")
     return out
 
 
@@ -507,8 +422,7 @@ def main():
     W = float32_weights(params)
     fp32 = heldout_loss(W, eval_docs)
     print(f"held-out loss: float32 {fp32:.4f}, bigram count model {bigram:.4f}, untrained {untrained:.4f}")
-    for line in loss_curve(losses, [("held-out", fp32), ("bigram", bigram), ("untrained", untrained)]):
-        print(line)
+    print("\n".join(loss_curve(losses, [("held-out", fp32), ("bigram", bigram), ("untrained", untrained)])))
 
     # --- what there is to store: a narrow bell, rows of different ranges ---
     middle = show_weights(W)
@@ -517,15 +431,8 @@ def main():
     # --- every scheme, in units of what training bought over counting ---
     metrics = show_schemes(W, eval_docs, fp32, bigram)
     metrics.update(show_outlier(W))
-
-    metrics.update(
-        fp32_loss=fp32,
-        bigram_loss=bigram,
-        untrained_loss=untrained,
-        middle_code_share=middle,
-        ms_per_step=ms_per_step,
-        seconds=time.perf_counter() - t0,
-    )
+    metrics.update(fp32_loss=fp32, bigram_loss=bigram, untrained_loss=untrained, middle_code_share=middle)
+    metrics.update(ms_per_step=ms_per_step, seconds=time.perf_counter() - t0)
     print(f"\n{NUM_STEPS} training steps at {ms_per_step:.1f} ms/step; whole run {metrics['seconds']:.1f}s")
     report_targets(metrics, TARGETS)
     return metrics

@@ -12,6 +12,7 @@ microgpt.py's, so a fix made there is a fix made everywhere or a failing test.
 
 import ast
 import os
+import statistics
 import subprocess
 import sys
 
@@ -32,6 +33,7 @@ OPS = {"<", "<=", ">", ">=", "=="}
 # The measured goals for a reader's one sitting: the story (top of the file to the
 # appendix banner, main() included) and main(), which reads as the lesson's outline.
 MAX_STORY_LINES = 600
+MEDIAN_STORY_LINES = 450
 MAX_MAIN_LINES = 60
 
 
@@ -116,6 +118,12 @@ def test_the_story_comes_first_and_fits_one_sitting(script):
     main_lines = defs[-1].end_lineno - defs[-1].lineno + 1
     assert main_lines <= MAX_MAIN_LINES, f"main() is {main_lines} lines (at most {MAX_MAIN_LINES}: the outline of the lesson)"
     assert story_lines <= MAX_STORY_LINES, f"the story is {story_lines} lines (at most {MAX_STORY_LINES})"
+
+
+def test_the_median_story_fits_one_sitting():
+    lengths = sorted((layout(read(script))[0], script) for script in SCRIPTS)
+    median = statistics.median(n for n, _ in lengths)
+    assert median <= MEDIAN_STORY_LINES, f"median story {median} lines (at most {MEDIAN_STORY_LINES}): {lengths}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
