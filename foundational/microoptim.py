@@ -28,26 +28,31 @@ random.seed(42)
 # === HYPERPARAMETERS ===
 # f(x) = 1/2 x^T A x from X0, condition number k = ratio of A's curvatures (eigenvalues): 50 in the
 # valley (momentum's case), 1000 in the badly scaled bowl (Adam's), also turned ROTATION_DEG off the axes.
-X0, VALLEY_CURVATURES, SCALED_CURVATURES, ROTATION_DEG = (1.0, 0.6), (1.0, 50.0), (1.0, 1000.0), 45.0
+X0 = (1.0, 0.6)
+VALLEY_CURVATURES, SCALED_CURVATURES, ROTATION_DEG = (1.0, 50.0), (1.0, 1000.0), 45.0
 # Converged = loss below TOLERANCE of its start within MAX_STEPS steps; PATH_STEPS steps are drawn.
 TOLERANCE, MAX_STEPS, PATH_STEPS = 1e-6, 5000, 40
 # Every method runs at its best learning rate of 1 down to 1e-4 at four per decade (and its best
 # beta for the momentum kinds), so none loses to a badly chosen setting.
-LR_GRID, BETA_GRID = tuple(10 ** (-k / 4) for k in range(17)), (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+LR_GRID = tuple(10 ** (-k / 4) for k in range(17))
+BETA_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # PyTorch's defaults: Adam averages gradients over ~10 steps and squares over ~1,000,
 # RMSProp squares over ~100; eps keeps a zero gradient from dividing by zero.
 BETA1, BETA2, RMSPROP_ALPHA, EPS = 0.9, 0.999, 0.99, 1e-8
 # Weight decay on FREE_WEIGHTS weights per gradient scale that the loss ignores (as on inputs that
 # predict nothing), so their gradients are noise; lr wd steps = 2: AdamW should leave ~e^-2 = 0.14.
-FREE_WEIGHTS, FREE_GRAD_SCALES, DECAY_STEPS, DECAY_LR, WEIGHT_DECAY = 16, (10.0, 0.1), 2000, 0.001, 1.0
+FREE_WEIGHTS, FREE_GRAD_SCALES = 16, (10.0, 0.1)
+DECAY_STEPS, DECAY_LR, WEIGHT_DECAY = 2000, 0.001, 1.0
 # The bigram network (below) gets STEPS minibatches of BATCH pairs with every method: 512 pairs keep
 # minibatch noise below the gaps between methods cheaply (one forward pass per distinct previous
 # character). Untrained weights ~ N(0, INIT_STD) sit near a saddle, E's gradient proportional to W2
 # and W2's to tanh(E): SGD's steps are as tiny as its gradients there, Adam's about lr from step 1.
-HIDDEN, STEPS, BATCH, HELDOUT_FRAC, INIT_STD = 16, 100, 512, 0.1, 0.001
+HIDDEN, STEPS, BATCH, HELDOUT_FRAC = 16, 100, 512, 0.1
+INIT_STD = 0.001
 # SGD gets a grid of rates around its best and is reported at its best; the others one
 # rate each (momentum's 0.5 with beta 0.9 is an effective step of 5, like SGD's best).
-NET_SGD_LRS, NET_LRS = (3.0, 5.0, 7.0, 10.0, 15.0), {"momentum": 0.5, "RMSProp": 0.01, "Adam": 0.03}
+NET_SGD_LRS = (3.0, 5.0, 7.0, 10.0, 15.0)
+NET_LRS = {"momentum": 0.5, "RMSProp": 0.01, "Adam": 0.03}
 
 # === TARGETS ===
 # (metric, op, bound, baseline): the method meets the bound, and the baseline, the
