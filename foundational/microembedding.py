@@ -5,7 +5,7 @@ every gradient derived by hand, Adam, and nearest-neighbour retrieval by cosine 
 
 It learns a 32-number vector for any name such that a typo lands next to the original
 and unrelated names land far apart. The test is the task the loss trains for: find a
-held-out name from a typo of it among 1,000 others. The trained encoder is scored against
+held-out name from a typo of it among 1,000 held-out names. The trained encoder is scored against
 itself untrained (a random projection: the baseline) and the raw bag of n-grams.
 
 Attribution: the loss is InfoNCE (van den Oord et al., 2018, "Representation Learning
@@ -35,7 +35,7 @@ NGRAM_SIZES = (1, 2)
 NUM_BUCKETS = 4096  # hashing-trick width: few n-grams share a bucket (the run prints how many)
 EMBED_DIM = 32  # random unit vectors in 32-d: cosine 0 +- 0.18, room for thousands of names to sit apart
 INIT_STD = 0.1  # cancels in every cosine; only keeps the first Adam steps (~lr) from swamping W
-BATCH_SIZE = 64  # a name's negatives are the batch's other 63: more meet more look-alikes, at cost ~B^2
+BATCH_SIZE = 64  # a name's negatives are the batch's other 63: a bigger batch meets more look-alikes, at cost ~B^2
 TEMPERATURE = 0.1  # tau in softmax(cos / tau): sharp, see TRAINING
 NUM_STEPS = 300  # x 64 names = 70% of the training set; the loss curve has flattened by then
 # Adam's step size, decayed linearly to 0. 0.03, not the usual 0.01: lazy Adam moves a
@@ -147,7 +147,7 @@ def augment(name, rng):
 
 
 def typo_batch(names, rng):
-    """BATCH_SIZE distinct names, two independent typos each: (anchor, positive) features."""
+    """BATCH_SIZE distinct names, two independent typos each: (anchor features, positive features), aligned."""
     batch = rng.sample(names, BATCH_SIZE)
     return [featurize(augment(n, rng)) for n in batch], [featurize(augment(n, rng)) for n in batch]
 

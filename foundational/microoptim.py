@@ -44,13 +44,14 @@ BETA1, BETA2, RMSPROP_ALPHA, EPS = 0.9, 0.999, 0.99, 1e-8
 FREE_WEIGHTS, FREE_GRAD_SCALES = 16, (10.0, 0.1)
 DECAY_STEPS, DECAY_LR, WEIGHT_DECAY = 2000, 0.001, 1.0
 # The bigram network (below) gets STEPS minibatches of BATCH pairs with every method: 512 pairs keep
-# minibatch noise below the gaps between methods cheaply (one forward pass per distinct previous
-# character). Untrained weights ~ N(0, INIT_STD) sit near a saddle, E's gradient proportional to W2
-# and W2's to tanh(E): SGD's steps are as tiny as its gradients there, Adam's about lr from step 1.
+# minibatch noise below the gaps between methods cheaply (a step costs one forward pass per distinct
+# previous character, whatever the batch size). Untrained weights ~ N(0, INIT_STD) sit near a
+# saddle, E's gradient proportional to W2 and W2's to tanh(E): SGD's steps are as tiny as its
+# gradients there, Adam's about lr from step 1.
 HIDDEN, STEPS, BATCH, HELDOUT_FRAC = 16, 100, 512, 0.1
 INIT_STD = 0.001
 # SGD gets a grid of rates around its best and is reported at its best; the others one
-# rate each (momentum's 0.5 with beta 0.9 is an effective step of 5, like SGD's best).
+# rate each (momentum's 0.5 with beta 0.9 is an effective step of 5, inside SGD's best range, 5-10).
 NET_SGD_LRS = (3.0, 5.0, 7.0, 10.0, 15.0)
 NET_LRS = {"momentum": 0.5, "RMSProp": 0.01, "Adam": 0.03}
 
@@ -105,8 +106,9 @@ class Momentum:
 class RMSProp:
     """Per-coordinate scale: s <- alpha s + (1 - alpha) g^2, x <- x - lr g / (sqrt(s) + eps).
 
-    sqrt(s), a running root-mean-square of each coordinate's gradient, moves every coordinate
-    about lr per step whatever its slope. s starts at 0 uncorrected: the first step is 10 lr.
+    Dividing by sqrt(s), a running root-mean-square of each coordinate's gradient, moves every
+    coordinate about lr per step whatever its slope. s starts at 0 uncorrected: the first step
+    is lr / sqrt(1 - alpha) = 10 lr.
 
     >>> x = [0.0, 0.0]; RMSProp(0.01, 0.99).step(x, [100.0, 0.01]); [round(v, 4) for v in x]
     [-0.1, -0.1]
@@ -151,7 +153,7 @@ class Adam:
 
 class AdamW(Adam):
     """Decoupled weight decay (Loshchilov and Hutter), as torch.optim.AdamW: x <- x - lr * wd * x,
-    then Adam on the loss's gradient alone. Every weight shrinks by 1 - lr wd per step alike.
+    then Adam on the loss's gradient alone. Every weight is multiplied by 1 - lr wd per step alike.
 
     >>> x = [2.0]; AdamW(0.1, weight_decay=0.5).step(x, [0.0]); x  # 2 * (1 - 0.05)
     [1.9]
@@ -286,7 +288,8 @@ def show_paths(panels, width=38, height=15, span=(1.25, 0.75)):
 
 # === ADAM'S FIRST STEPS, AND WEIGHT DECAY IN OR OUT OF THE GRADIENT ===
 def show_bias_correction(a):
-    """Adam's first steps on the scaled bowl, and uncorrected ones; returns step 1's size per coordinate / lr."""
+    """Adam's first steps on the scaled bowl, and a steady gradient's step sizes uncorrected; returns step 1's
+    size per coordinate / lr."""
     x, opt = list(X0), Adam(0.1)
     print(f"\nAdam's first steps on the scaled bowl (lr {opt.lr}): every coordinate moves ~lr, whatever its gradient")
     for t in range(1, 4):
@@ -406,7 +409,7 @@ def show_training(train, held, rng):
             opt.step(theta, batch_loss_and_grad(theta, batch)[1])
         held_losses[name] = batch_loss_and_grad(theta, held)[0]  # mean nats per held-out pair
     ms = 1000 * (time.perf_counter() - start) / (STEPS * len(runs))
-    # SGD's best rate, chosen on the held-out loss itself (which favours SGD); ties to the earlier
+    # SGD's best rate, chosen on the held-out loss itself (which favours SGD); ties to the earlier lr
     sgd = min(held_losses, key=lambda n: (not n.startswith("SGD"), held_losses[n]))
     for name, opt in runs:
         print(f"  {name.split(' lr')[0]:9} lr {opt.lr:<5g} held-out loss {held_losses[name]:.4f}" + "   <- SGD's best rate" * (name == sgd))

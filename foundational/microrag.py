@@ -32,16 +32,16 @@ random.seed(42)
 # The last 30 are held out: 30 x 4 facts x 2 phrasings = 240 questions (standard error <= ~3 points).
 NUM_PARAGRAPHS, NUM_HELDOUT = 100, 30
 KB_SEED = 7  # the knowledge base's own RNG: every seed of the model sees the same world
-BM25_K1, BM25_B = 1.2, 0.75  # Lucene's defaults. k1 is the knob; b barely matters (six similar sentences each)
+BM25_K1, BM25_B = 1.2, 0.75  # Lucene's defaults. k1 is the knob; b barely matters (paragraphs of similar length)
 BM25_NAME = f"BM25, k1 = {BM25_K1:g}"  # how the output names the retriever with these knobs
 EMBED_DIM = 8  # width of the query and sentence vectors: plenty to tell 4 relations apart
 START_WIDTH = 4  # the start head reads the character at a position and the 3 before ("is K")
-MATCH_WIDTH = 4  # the copy head matches the last 4 characters written: they pin a place in 200
+MATCH_WIDTH = 4  # the copy head matches the last 4 characters written: 4 pin a place in a 200-char passage
 INIT_STD = 0.1  # initial weights ~ N(0, 0.1): the untrained pointer is nearly uniform
 NUM_STEPS = 600  # one pair per step: one pass over the 560 training pairs, plus 40
 LEARNING_RATE = 0.05  # Adam's step, decayed linearly to 0; 5x microgpt's: a plateau sooner
 BETA1, BETA2, ADAM_EPS = 0.9, 0.99, 1e-8  # Adam's decay rates; eps keeps its division finite
-STOP, MAX_ANSWER_LEN = ".", 14  # copying the "." after an answer is how the generator says "done"
+STOP, MAX_ANSWER_LEN = ".", 14  # copying the "." after an answer says "done"; 14 is longer than any answer
 LOG_CLIP, NUM_EXAMPLES_SHOWN = 1e-10, 6  # log(max(x, 1e-10)), never log(0); 6 examples show 4 relations
 
 # === TARGETS ===
@@ -147,7 +147,7 @@ def bm25_term(tf, df, n_docs, dl, avgdl, k1=BM25_K1, b=BM25_B):
 
 def bm25_scores(query, index, k1=BM25_K1, b=BM25_B):
     """{doc_id: score} for the documents sharing a term with `query`. Each distinct term counts
-    once, summed in sorted order: set order (so a float sum's last bit) follows the hash seed."""
+    once, summed in sorted order: a set's order, and so a float sum's last bit, would follow the hash seed."""
     doc_len, avgdl, scores = index["doc_len"], index["avgdl"], {}
     for t in sorted(set(tokenize(query))):
         posting = index["postings"].get(t, {})
@@ -237,7 +237,8 @@ def init_params(vocab_size, alphabet_size, rng):
 
 
 def encode_example(question, passage, vocab, alphabet):
-    """What the generator reads, per (question, passage) pair; each sentence owns the "." closing it."""
+    """What the generator reads, per (question, passage) pair; a sentence owns its closing ".", so an
+    answer and its STOP share one relevance."""
     cols, positions = [alphabet[c] for c in passage], {}
     for j, c in enumerate(passage):
         positions.setdefault(c, []).append(j)  # character -> every j where it occurs

@@ -46,8 +46,9 @@ TABLE_MERGES = (0, 16, 64, 128, 256, 512, NUM_MERGES)  # rows of the vocabulary-
 # === TARGETS ===
 # decode(encode(x)) == x is an invariant, not a target: the fast tests check it, the run counts failures.
 TARGETS = [
-    # Held-out Shakespeare, bytes per token (raw bytes: 1.0). Baseline, same budget: the 768 most
-    # frequent byte pairs counted once (pair_vocabulary), tokens of at most 2 bytes; BPE builds longer.
+    # Held-out Shakespeare, bytes per token (raw bytes: 1.0). Baseline, same budget: up to 768 most
+    # frequent byte pairs (the text has fewer) counted once (pair_vocabulary), tokens of at most
+    # 2 bytes; BPE builds longer.
     ("heldout_compression", ">=", 2.0, "pairs_heldout_compression"),
     # Merges learn their domain: on unseen names the names tokenizer (256 merges) must
     # reach 1.5 bytes/token; the Shakespeare tokenizer, with 3x the merges, does not.
@@ -70,7 +71,8 @@ def prepare_data():
     with open(fetch(SHAKESPEARE_URL, SHAKESPEARE_FILE, SHAKESPEARE_SHA256), "rb") as f:
         shakespeare = f.read()  # raw bytes: a tokenizer's input is bytes, not characters
     # Subtle: names.txt repeats 2,539 names. Drop repeats first (dict.fromkeys keeps the order) so
-    # no held-out name is also a training name, then shuffle: the file is sorted by popularity.
+    # no held-out name is also a training name, then shuffle: the file is sorted by popularity,
+    # and the split must not be.
     with open(fetch(NAMES_URL, NAMES_FILE, NAMES_SHA256), encoding="utf-8") as f:
         names = list(dict.fromkeys(line.strip() for line in f if line.strip()))
     random.shuffle(names)
@@ -95,7 +97,8 @@ SPLIT_PATTERN = re.compile(rb" ?[A-Za-z\x80-\xff]+| ?[0-9]+| ?[^\sA-Za-z0-9\x80-
 
 
 def split_chunks(data):
-    r"""Cut bytes into the chunks merges may not cross; every byte matches an alternative.
+    r"""Cut bytes into the chunks merges may not cross; every byte matches an alternative, so
+    findall() skips none and encoding loses nothing.
     >>> split_chunks(b"Hi  there, you!\n")
     [b'Hi', b' ', b' there', b',', b' you', b'!', b'\n']
     """
@@ -104,7 +107,8 @@ def split_chunks(data):
 
 def get_stats(ids, counts=None, weight=1):
     """Add `weight` per adjacent pair of `ids` into `counts` (a chunk seen 10 times: weight 10).
-    Subtle: overlapping pairs all count, so [5, 5, 5] has (5, 5) twice, as in minbpe.
+    Subtle: overlapping pairs all count, so [5, 5, 5] has (5, 5) twice though only one can merge,
+    as in minbpe.
     >>> get_stats([1, 2, 3, 1, 2]), get_stats([5, 5, 5])
     ({(1, 2): 2, (2, 3): 1, (3, 1): 1}, {(5, 5): 2})
     """
@@ -216,7 +220,7 @@ def show_training(train_data):
     print(f"\n{len(merges)} merges from {len(train_data):,} bytes in {seconds:.2f}s: vocabulary {len(vocab):,} ids")
     print("first merges (new token: how often its pair occurred):")
     print("  " + "  ".join(f"{printable(vocab[256 + r])}:{counts[r]:,}" for r in range(min(8, len(merges)))))
-    print("last merges (rare by now, mostly whole words):")
+    print("last merges (rare by now: names, word pieces, punctuation):")
     print("  " + "  ".join(f"{printable(vocab[256 + r])}:{counts[r]}" for r in range(max(0, len(merges) - 6), len(merges))))
     return merges, vocab, seconds
 
@@ -272,7 +276,7 @@ def decode_bytes(ids, vocab):
 
 def decode(ids, vocab):
     r"""The text behind ids. Subtle: ids sampled from a model can stop inside a multi-byte
-    character: invalid UTF-8 becomes U+FFFD, not an exception (encode()'s ids never do).
+    character: invalid UTF-8 becomes U+FFFD, not an exception (encode()'s ids never stop there).
     >>> decode([104, 195], build_vocab({}))
     'h\ufffd'
     """

@@ -95,7 +95,8 @@ TARGETS = [
 
 # === THE MODEL AS A FUNCTION OF THE PREFIX ===
 # Every strategy below sees the model only through lm(prefix): P(next token | prefix)
-# as 27 floats. Beam and best-first search ask for many prefixes that share beginnings.
+# as 27 floats. Beam and best-first search ask for many prefixes that share beginnings, so
+# lm() caches every prefix.
 
 
 def language_model(params):
@@ -195,8 +196,8 @@ def top_p_filter(probs, p):
 
 def generate(lm, prompt, pick, rng, bos):
     """Extend `prompt` one token at a time with pick(probs, rng), until BOS or the context
-    is full. Returns (tokens after the prompt, their log p under the model at T = 1, whatever
-    the rule sampled from, so every strategy is judged on the same scale)."""
+    is full. Returns (tokens after the prompt, their log p under the model at T = 1): whatever
+    the rule sampled from, every strategy is judged on the same scale."""
     tokens, logp = list(prompt), 0.0
     while len(tokens) < BLOCK_SIZE + 1:
         probs = lm(tokens)
@@ -239,9 +240,9 @@ def beam_search(lm, prompt, width, bos, alpha=0.0):
     1 is greedy"), which is how beam search misses an optimum that ends the name early.
 
     Stopping: a live hypothesis with log p = L can only end with log p <= L (every token
-    multiplies in a probability <= 1) and length <= max_len, so at best with score
+    multiplies in a probability <= 1) and length <= max_len, so its score is at most
     L / max_len^alpha. Search stops when the best finished score reaches that bound for
-    every live hypothesis, or none is left: earlier, a better name could still be growing."""
+    every live hypothesis, or none is left: stopping sooner could miss a better name."""
     n = len(prompt)
     max_len = BLOCK_SIZE + 1 - n  # the longest completion the context allows
     alive, finished = [(0.0, list(prompt))], []
@@ -339,7 +340,7 @@ def show_strategies(lm, prompts, real, bos, text):
         letters = sum(t != bos for o, _ in outs for t in o) / len(outs)
         table[name] = row = (sum(lp for _, lp in outs) / len(outs), len(set(names)) / len(names), letters)
         print(f"{labels.get(name, name):16} {row[0]:10.3f} {row[1]:8.0%} {row[2]:7.2f}  {' '.join(names[:NUM_SHOWN])}")
-    print("Real names score like plain samples, far below greedy: people do not write the likeliest")
+    print("Real names score below even plain samples, far below greedy: people do not write the likeliest")
     print("name. Truncation cuts the unlikely tail and keeps the variety; greedy and beam search")
     print("give one output per prompt, so at most 26 distinct ones.")
     return table
@@ -406,6 +407,7 @@ def main():
     losses, ms_per_step = train(params, train_docs, NUM_STEPS)
     lm = language_model(params)
     heldout, bigram = show_heldout_and_temperature(lm, held_docs[:HELDOUT_NAMES], train_docs, vocab_size)
+    print(f"\ntraining loss, {NUM_STEPS:,} steps:")
     print("\n".join(loss_curve(losses, [("held-out", heldout), ("bigram", bigram)])))
 
     def text(tokens):

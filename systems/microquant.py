@@ -58,8 +58,8 @@ LOG_CLIP = 1e-10  # log(x) is log(max(x, 1e-10)): an underflowed probability sta
 
 # 8 and 4 bits are what inference libraries ship; 3 and 2 show where rounding breaks.
 BIT_WIDTHS = (8, 4, 3, 2)
-# Who shares a scale: the tensor, a row ("per channel"), or g weights in a row (16 or 64 wide
-# here; real models use groups of 32-128 in rows of thousands).
+# Who shares a scale: the tensor, a row ("per channel"), or g weights in a row (rows here are
+# 16 or 64 wide; real models use groups of 32-128 in rows of thousands).
 GRANULARITIES = ("tensor", "channel", 8, 4)
 FP32_BYTES = 4  # bytes per float32: each weight before quantization, and each scale
 HIST_BINS = 15  # the weight histogram's bars: the 15 INT4 absmax levels, codes -7..7
@@ -289,7 +289,7 @@ def gpt_f(token, pos, keys, values, W):
 
 
 def heldout_loss(W, docs):
-    """Mean cross-entropy per predicted character (nats) over `docs`: evaluate() on floats."""
+    """Mean cross-entropy per character (nats) over `docs`, as microgpt's evaluate(), on floats."""
     total, count = 0.0, 0
     for doc in docs:
         keys, values = [[] for _ in range(N_LAYER)], [[] for _ in range(N_LAYER)]
@@ -327,7 +327,8 @@ def histogram(values, bins, width=40):
 
 
 def show_weights(W):
-    """Print the weights' bell at INT4's levels and each matrix's row ranges; return the middle share."""
+    """Print the weights' bell at INT4's levels and each matrix's row ranges; return the share on
+    INT4's middle codes."""
     everything = [x for name in sorted(W) for row in W[name] for x in row]
     print(f"\nall {len(everything):,} weights at the {HIST_BINS} INT4 absmax levels of one scale:")
     print("\n".join(histogram(everything, HIST_BINS)))
@@ -355,7 +356,7 @@ def show_packing(W):
 # === EVERY SCHEME ===
 # Each width x {sym, asym} x granularity, scored on the same held-out names. Bits per weight
 # include the scales: at a row of 16, a float32 scale per group of 4 adds 8 bits per weight,
-# more than the codes; llama.cpp's Q4_0 keeps a 16-bit scale per 32 (4.5 bits per weight).
+# more than the codes; real formats spend far less: llama.cpp's Q4_0, a 16-bit scale per 32 (4.5 bits).
 def show_schemes(W, docs, fp32, bigram):
     n = sum(len(w) * len(w[0]) for w in W.values())
     metrics, violations = {}, 0
